@@ -1,0 +1,76 @@
+/* tq_test_util.c — helpers shared by the Check suites. */
+#include "tq_test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+const char *tq_test_shared_dir(void) {
+    static int reported;
+    const char *d = getenv("TQ_SHARED_DIR");
+    if (!d || !*d) d = "../shared";
+    struct stat st;
+    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        if (!reported) {
+            fprintf(stderr, "SKIP: shared test data not found at '%s' "
+                            "(set TQ_SHARED_DIR or meson -Dshared_dir)\n", d);
+            reported = 1;
+        }
+        return NULL;
+    }
+    return d;
+}
+
+char *tq_test_shared_path(const char *rel) {
+    const char *d = tq_test_shared_dir();
+    return d ? join(d, rel) : NULL;
+}
+
+char *tq_test_data_path(const char *rel) {
+    const char *d = getenv("TQ_TEST_DATA");
+    if (!d || !*d) d = "tests/data";
+    return join(d, rel);
+}
+
+char *tq_test_tmp_path(const char *name) {
+    static char dir[256];
+    if (!dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/tqtest.XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(dir)) return NULL;
+    }
+    return join(dir, name);
+}
+
+char *tq_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return NULL; }
+    long n = ftell(f);
+    rewind(f);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        if (len) *len = (size_t)n;
+    }
+    return buf;
+}
+
+int tq_test_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
