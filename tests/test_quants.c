@@ -319,21 +319,29 @@ static unsigned get_bits(const uint8_t *p, int bit, int width) {
 
 static float get_half(const uint8_t *p) { return (float)naive_half((uint16_t)(p[0] | p[1] << 8)); }
 
-/* Element i of a raw block, reading bytes exactly as §2.2 says, evaluated
- * in float in the formula's left-to-right order (the order ggml uses, so the
- * result must be bit-identical). *minpart receives the part of the value
- * contributed by a block/group minimum (for error bounds of dot products). */
-static float naive_elem(tq_type t, const uint8_t *b, int i, float *minpart) {
-    *minpart = 0.0f;
+/* Element i of a raw block, reading bytes exactly as §2.2 says, split into
+ * its level q, the step between levels and an offset: the element is
+ * step * q - offset. Evaluated in float in the formula's left-to-right order
+ * (d * sc * q - dmin * mn = (d * sc) * q - (dmin * mn), the order ggml uses),
+ * so the result must be bit-identical. [qlo, qhi] is the range of levels. */
+typedef struct parts {
+    int q, qlo, qhi;
+    float step, offset;
+} parts;
+
+static parts naive_parts(tq_type t, const uint8_t *b, int i) {
+    parts p = {0, 0, 0, 0.0f, 0.0f};
     switch (t) {
-    case TQ_TYPE_Q4_0: {
-        const int nib = (int)get_bits(b + 2, 8 * (i & 15) + (i < 16 ? 0 : 4), 4);
-        return get_half(b) * (float)(nib - 8);
-    }
+    case TQ_TYPE_Q4_0:
     case TQ_TYPE_Q4_1: {
-        const int nib = (int)get_bits(b + 4, 8 * (i & 15) + (i < 16 ? 0 : 4), 4);
-        *minpart = get_half(b + 2);
-        return get_half(b) * (float)nib + get_half(b + 2);
+        const int off = t == TQ_TYPE_Q4_0 ? 2 : 4;
+        const int nib = (int)get_bits(b + off, 8 * (i & 15) + (i < 16 ? 0 : 4), 4);
+        p.step = get_half(b);
+        p.q = t == TQ_TYPE_Q4_0 ? nib - 8 : nib;
+        p.qlo = t == TQ_TYPE_Q4_0 ? -8 : 0;
+        p.qhi = p.qlo + 15;
+        if (t == TQ_TYPE_Q4_1) p.offset = -get_half(b + 2);
+        return p;
     }
     case TQ_TYPE_Q5_0:
     case TQ_TYPE_Q5_1: {
@@ -342,33 +350,46 @@ static float naive_elem(tq_type t, const uint8_t *b, int i, float *minpart) {
                             (uint32_t)b[off + 2] << 16 | (uint32_t)b[off + 3] << 24;
         const int nib = (int)get_bits(b + off + 4, 8 * (i & 15) + (i < 16 ? 0 : 4), 4);
         const int q = nib | (int)((qh >> i) & 1) << 4;
-        if (t == TQ_TYPE_Q5_0) return get_half(b) * (float)(q - 16);
-        *minpart = get_half(b + 2);
-        return get_half(b) * (float)q + get_half(b + 2);
+        p.step = get_half(b);
+        p.q = t == TQ_TYPE_Q5_0 ? q - 16 : q;
+        p.qlo = t == TQ_TYPE_Q5_0 ? -16 : 0;
+        p.qhi = p.qlo + 31;
+        if (t == TQ_TYPE_Q5_1) p.offset = -get_half(b + 2);
+        return p;
     }
-    case TQ_TYPE_Q8_0: return get_half(b) * (float)(int8_t)b[2 + i];
-    case TQ_TYPE_Q8_1: return get_half(b) * (float)(int8_t)b[4 + i];
-    case TQ_TYPE_Q8_K: {
-        float d;
-        memcpy(&d, b, 4);
-        return d * (float)(int8_t)b[4 + i];
-    }
+    case TQ_TYPE_Q8_0:
+    case TQ_TYPE_Q8_1:
+        p.step = get_half(b);
+        p.q = (int8_t)b[(t == TQ_TYPE_Q8_0 ? 2 : 4) + i];
+        p.qlo = -128;
+        p.qhi = 127;
+        return p;
+    case TQ_TYPE_Q8_K:
+        memcpy(&p.step, b, 4);
+        p.q = (int8_t)b[4 + i];
+        p.qlo = -128;
+        p.qhi = 127;
+        return p;
     case TQ_TYPE_Q2_K: {
         const int n = i / 128, j = (i % 128) / 32, l = i % 32;
-        const int q = (b[16 + 32 * n + l] >> (2 * j)) & 3;
         const int sc = b[i / 16];
-        const float d = get_half(b + 80), dmin = get_half(b + 82);
-        *minpart = -(dmin * (float)(sc >> 4));
-        return d * (float)(sc & 0xF) * (float)q - dmin * (float)(sc >> 4);
+        p.q = (b[16 + 32 * n + l] >> (2 * j)) & 3;
+        p.qhi = 3;
+        p.step = get_half(b + 80) * (float)(sc & 0xF);
+        p.offset = get_half(b + 82) * (float)(sc >> 4);
+        return p;
     }
     case TQ_TYPE_Q3_K: {
         const int n = i / 128, j = (i % 128) / 32, l = i % 32;
         const uint8_t *hmask = b, *qs = b + 32, *sb = b + 96;
-        const int q = ((qs[32 * n + l] >> (2 * j)) & 3) - (((hmask[l] >> (4 * n + j)) & 1) ? 0 : 4);
         const int g = i / 16;
         const int low4 = g < 8 ? sb[g] & 0xF : sb[g - 8] >> 4;
         const int high2 = (sb[8 + g % 4] >> (2 * (g / 4))) & 3;
-        return get_half(b + 108) * (float)((low4 | high2 << 4) - 32) * (float)q;
+        p.q = ((qs[32 * n + l] >> (2 * j)) & 3) - (((hmask[l] >> (4 * n + j)) & 1) ? 0 : 4);
+        p.qlo = -4;
+        p.qhi = 3;
+        p.step = get_half(b + 108) * (float)((low4 | high2 << 4) - 32);
+        return p;
     }
     case TQ_TYPE_Q4_K:
     case TQ_TYPE_Q5_K: {
@@ -383,11 +404,12 @@ static float naive_elem(tq_type t, const uint8_t *b, int i, float *minpart) {
             mn = (s[sub + 4] >> 4) | ((s[sub] >> 6) << 4);
         }
         const uint8_t *qs = t == TQ_TYPE_Q4_K ? b + 16 : b + 48;
-        int q = r < 32 ? qs[32 * c + r] & 0xF : qs[32 * c + r - 32] >> 4;
-        if (t == TQ_TYPE_Q5_K) q += 16 * ((b[16 + r % 32] >> (2 * c + (r >= 32))) & 1);
-        const float d = get_half(b), dmin = get_half(b + 2);
-        *minpart = -(dmin * (float)mn);
-        return d * (float)sc * (float)q - dmin * (float)mn;
+        p.q = r < 32 ? qs[32 * c + r] & 0xF : qs[32 * c + r - 32] >> 4;
+        if (t == TQ_TYPE_Q5_K) p.q += 16 * ((b[16 + r % 32] >> (2 * c + (r >= 32))) & 1);
+        p.qhi = t == TQ_TYPE_Q4_K ? 15 : 31;
+        p.step = get_half(b) * (float)sc;
+        p.offset = get_half(b + 2) * (float)mn;
+        return p;
     }
     case TQ_TYPE_Q6_K: {
         const uint8_t *ql = b, *qh = b + 128;
@@ -395,12 +417,23 @@ static float naive_elem(tq_type t, const uint8_t *b, int i, float *minpart) {
         const int n = i / 128, t2 = i % 128, l = t2 % 32, k = t2 / 32;
         const uint8_t lo = (k & 1) ? ql[64 * n + 32 + l] : ql[64 * n + l];
         const int low4 = k < 2 ? lo & 0xF : lo >> 4;
-        const int q = (low4 | ((qh[32 * n + l] >> (2 * k)) & 3) << 4) - 32;
-        return get_half(b + 208) * (float)scale * (float)q;
+        p.q = (low4 | ((qh[32 * n + l] >> (2 * k)) & 3) << 4) - 32;
+        p.qlo = -32;
+        p.qhi = 31;
+        p.step = get_half(b + 208) * (float)scale;
+        return p;
     }
     default: ck_abort_msg("no naive reader for type %d", (int)t);
     }
-    return 0.0f;
+    return p;
+}
+
+/* The decoded element; *minpart receives the part contributed by a block or
+ * group minimum (for error bounds of dot products). */
+static float naive_elem(tq_type t, const uint8_t *b, int i, float *minpart) {
+    const parts p = naive_parts(t, b, i);
+    *minpart = -p.offset;
+    return p.step * (float)p.q - p.offset;
 }
 
 /* Offsets of the halves to overwrite in a random block so it decodes to
@@ -714,6 +747,53 @@ START_TEST(q8_K_encoder) {
 }
 END_TEST
 
+/* K-quant encoders search their scales (ggml's make_q*_quants; exactness
+ * against ggml is checked with the reference data below), but their last
+ * step is fixed by the format: every element is re-rounded to the nearest
+ * level of the grid its group decodes with (step * q - offset, q clamped to
+ * the format's range). So: each element is within step/2 of its decoded
+ * value, or sits on an end level with x beyond it. Groups whose step is 0
+ * keep the search's levels, all of which decode to the same value. */
+static const tq_type k_encoders[] = {TQ_TYPE_Q2_K, TQ_TYPE_Q3_K, TQ_TYPE_Q4_K, TQ_TYPE_Q5_K,
+                                     TQ_TYPE_Q6_K};
+
+START_TEST(k_encoders_round_to_nearest_level) {
+    const tq_type t = k_encoders[_i];
+    const tq_type_info *info = tq_type_get(t);
+    enum { NB = 8 };
+    float x[NB * 256], y[NB * 256];
+    uint8_t blk[NB * 256];
+    int bad = 0, clamped = 0, checked = 0;
+    for (int dist = 0; dist < N_DIST; dist++) {
+        for (int rep = 0; rep < 6; rep++) {
+            fill(x, NB * 256, dist);
+            info->from_f32(x, blk, NB * 256);
+            info->to_f32(blk, y, NB * 256);
+            for (int i = 0; i < NB * 256; i++) {
+                const uint8_t *b = blk + (size_t)(i / 256) * (size_t)info->block_bytes;
+                const parts p = naive_parts(t, b, i % 256);
+                if (dist == DIST_ZERO) ck_assert_msg(y[i] == 0.0f, "%s: zero encodes to %g", info->name, (double)y[i]);
+                if (p.step == 0.0f) continue;
+                checked++;
+                const double dev = ((double)x[i] - y[i]) / fabs(p.step); /* in steps, signed */
+                const double up = p.step > 0 ? dev : -dev; /* towards higher levels */
+                const double tol = 1e-5 + 0x1p-21 * (fabs(x[i]) + fabs(p.offset)) / fabs(p.step);
+                if (fabs(dev) <= 0.5 + tol) continue;
+                if ((p.q == p.qhi && up > 0) || (p.q == p.qlo && up < 0)) {
+                    clamped++;
+                    continue;
+                }
+                if (bad++ == 0)
+                    fprintf(stderr, "%s: x=%.9g decodes to %.9g, %.3f steps away at level %d\n",
+                            info->name, (double)x[i], (double)y[i], dev, p.q);
+            }
+        }
+    }
+    ck_assert_msg(bad == 0, "%s: %d of %d elements not at their nearest level", info->name, bad, checked);
+    ck_assert_int_gt(checked, NB * 256 * N_DIST * 6 / 2);
+}
+END_TEST
+
 /* ---- f16 / bf16 ---------------------------------------------------------- */
 
 START_TEST(f16_exhaustive) {
@@ -829,13 +909,13 @@ START_TEST(traits_table) {
 }
 END_TEST
 
-/* A row of weights of type t: from the encoder when there is one, otherwise
- * random blocks with sane scales (K-quant weights). */
-static void make_weights(tq_type t, uint8_t *w, int n) {
+/* A row of weights of type t: from its encoder, or random blocks with sane
+ * scales (every bit pattern a file may hold, not just what encoders make). */
+static void make_weights(tq_type t, uint8_t *w, int n, int random_blocks) {
     const tq_type_info *info = tq_type_get(t);
     float *x = malloc(sizeof(float) * (size_t)n);
     fill(x, n, (int)(t_next() % 3) == 0 ? DIST_OUTLIERS : DIST_NORMAL);
-    if (info->from_f32 != NULL) {
+    if (!random_blocks || info->block_elems == 1) {
         info->from_f32(x, w, n);
     } else {
         const int nb = n / info->block_elems;
@@ -872,7 +952,7 @@ static void check_dot(tq_type wt, int n) {
     float *x = malloc(sizeof(float) * (size_t)n), *wd = malloc(sizeof(float) * (size_t)n),
           *ad = malloc(sizeof(float) * (size_t)n);
     for (int rep = 0; rep < 8; rep++) {
-        make_weights(wt, w, n);
+        make_weights(wt, w, n, rep % 2);
         fill(x, n, rep % 2 ? DIST_NORMAL : DIST_OUTLIERS);
         tr->act_from_f32(x, a, n);
         wi->to_f32(w, wd, n);
@@ -961,6 +1041,218 @@ START_TEST(vec_dot_exact_small_ints) {
 }
 END_TEST
 
+/* ---- ggml's own outputs ------------------------------------------------- */
+
+/* tests/data/quants_ggml.bin holds what ggml's scalar code made of known
+ * inputs (see quants_ggml_gen.c for how and the layout): explicit rows, and
+ * digests over 256 rows of 4096 per type that this test regenerates. Ours
+ * must be identical to the bit — the ref backend is meant to reproduce
+ * llama.cpp's CPU numbers, and a reordered float sum, or a scale search
+ * that picks another candidate once in a few thousand groups, passes every
+ * tolerance test above. */
+
+/* The generator's data source, copied from quants_ggml_gen.c (keep the two
+ * the same): integer PRNG, sequenced exact/IEEE-rounded float operations. */
+static uint64_t g_state;
+
+static uint64_t g_next(void) {
+    uint64_t z = (g_state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+static float g_uniform(void) { return (float)(g_next() >> 40) * 0x1p-24f; }
+
+static float g_bell(void) {
+    const float a = g_uniform(), b = g_uniform(), c = g_uniform(), d = g_uniform();
+    return (((a + b) + c) + d - 2.0f) * 1.7f;
+}
+
+static void g_row(float *x, int n, int r) {
+    for (int i = 0; i < n; i++) {
+        switch ((i / 256 + r) % 7) {
+        case 0: x[i] = g_bell(); break;
+        case 1: x[i] = g_next() % 61 == 0 ? 40.0f * g_bell() : 0.05f * g_bell(); break;
+        case 2: x[i] = 0.5f + g_uniform(); break;
+        case 3: x[i] = g_next() % 3 == 0 ? g_bell() : 0.0f; break;
+        case 4: x[i] = (float)((int)(g_next() % 9) - 4); break;
+        case 5: x[i] = 1e-3f * g_bell(); break;
+        default: x[i] = -3.0f - 200.0f * g_uniform(); break;
+        }
+    }
+}
+
+static uint64_t g_hash(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3u;
+    return h;
+}
+#define G_HASH_INIT 0xCBF29CE484222325u
+
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+static const void *take(reader *r, size_t n) {
+    ck_assert_msg((size_t)(r->end - r->p) >= n, "quants_ggml.bin is truncated");
+    const void *q = r->p;
+    r->p += n;
+    return q;
+}
+
+static uint32_t take_u32(reader *r) {
+    uint32_t v;
+    memcpy(&v, take(r, 4), 4);
+    return v;
+}
+
+static uint64_t take_u64(reader *r) {
+    uint64_t v;
+    memcpy(&v, take(r, 8), 8);
+    return v;
+}
+
+/* Copied out of the file buffer, which is not float-aligned. */
+static float *take_f32(reader *r, uint32_t n) {
+    float *v = malloc(sizeof(float) * n);
+    memcpy(v, take(r, sizeof(float) * n), sizeof(float) * n);
+    return v;
+}
+
+/* kind 0: one row encoded and decoded. */
+static void ggml_encode_record(reader *r, const tq_type_info *info, tq_type t, uint32_t n) {
+    const size_t bytes = tq_type_row_bytes(t, n);
+    float *x = take_f32(r, n);
+    const uint8_t *blocks = take(r, bytes);
+    float *want = take_f32(r, n), *got = malloc(sizeof(float) * n);
+    uint8_t *mine = malloc(bytes);
+    info->from_f32(x, mine, n);
+    for (size_t k = 0; k < bytes; k++)
+        ck_assert_msg(mine[k] == blocks[k], "%s: byte %zu of block %zu is %02x, ggml's %02x",
+                      info->name, k % (size_t)info->block_bytes, k / (size_t)info->block_bytes,
+                      mine[k], blocks[k]);
+    if (t != TQ_TYPE_Q8_1) { /* ggml has no q8_1 decoder */
+        memcpy(mine, blocks, bytes);
+        info->to_f32(mine, got, n);
+        for (uint32_t i = 0; i < n; i++)
+            ck_assert_msg(f_bits(got[i]) == f_bits(want[i]), "%s: element %u decodes to %.9g, ggml %.9g",
+                          info->name, i, (double)got[i], (double)want[i]);
+    }
+    free(x);
+    free(want);
+    free(got);
+    free(mine);
+}
+
+/* kind 1: one weight row and one activation row, encoded, and their dot. */
+static void ggml_dot_record(reader *r, const tq_type_info *info, tq_type t, uint32_t n) {
+    const tq_type at = (tq_type)take_u32(r);
+    const tq_quant_traits *tr = tq_quant_traits_get(t);
+    ck_assert_msg(tr != NULL && tr->act_type == at, "%s: activation type", info->name);
+    const size_t bytes = tq_type_row_bytes(t, n), abytes = tq_type_row_bytes(at, n);
+    float *xw = take_f32(r, n), *xa = take_f32(r, n);
+    const uint8_t *wblocks = take(r, bytes), *ablocks = take(r, abytes);
+    float want;
+    memcpy(&want, take(r, 4), 4);
+    uint8_t *mine = malloc(bytes), *amine = malloc(abytes);
+    info->from_f32(xw, mine, n);
+    tr->act_from_f32(xa, amine, n);
+    ck_assert_msg(memcmp(mine, wblocks, bytes) == 0, "%s weights differ", info->name);
+    ck_assert_msg(memcmp(amine, ablocks, abytes) == 0, "%s activations differ", info->name);
+    const float got = tr->vec_dot(n, mine, amine);
+    ck_assert_msg(f_bits(got) == f_bits(want), "%s n=%u: vec_dot %.9g, ggml %.9g", info->name, n,
+                  (double)got, (double)want);
+    free(xw);
+    free(xa);
+    free(mine);
+    free(amine);
+}
+
+/* kind 2: digests of `rows` regenerated rows, encoded and decoded. */
+static void ggml_encode_digest(reader *r, const tq_type_info *info, tq_type t, uint32_t n) {
+    const uint32_t rows = take_u32(r);
+    g_state = take_u64(r);
+    const uint64_t want_blocks = take_u64(r), want_decoded = take_u64(r);
+    const size_t bytes = tq_type_row_bytes(t, n);
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    uint8_t *blk = malloc(bytes);
+    uint64_t hb = G_HASH_INIT, hy = G_HASH_INIT;
+    for (uint32_t row = 0; row < rows; row++) {
+        g_row(x, (int)n, (int)row);
+        info->from_f32(x, blk, n);
+        hb = g_hash(hb, blk, bytes);
+        info->to_f32(blk, y, n);
+        hy = g_hash(hy, y, sizeof(float) * n);
+    }
+    ck_assert_msg(hb == want_blocks, "%s: %u encoded rows differ from ggml's", info->name, rows);
+    if (t != TQ_TYPE_Q8_1)
+        ck_assert_msg(hy == want_decoded, "%s: %u decoded rows differ from ggml's", info->name, rows);
+    free(x);
+    free(y);
+    free(blk);
+}
+
+/* kind 3: digest of the dots of `rows` regenerated weight/activation rows. */
+static void ggml_dot_digest(reader *r, const tq_type_info *info, tq_type t, uint32_t n) {
+    const uint32_t rows = take_u32(r);
+    g_state = take_u64(r);
+    const tq_type at = (tq_type)take_u32(r);
+    const uint64_t want = take_u64(r);
+    const tq_quant_traits *tr = tq_quant_traits_get(t);
+    ck_assert_msg(tr != NULL && tr->act_type == at, "%s: activation type", info->name);
+    float *x = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n);
+    uint8_t *w = malloc(tq_type_row_bytes(t, n)), *q = malloc(tq_type_row_bytes(at, n));
+    uint64_t h = G_HASH_INIT;
+    for (uint32_t row = 0; row < rows; row++) {
+        g_row(x, (int)n, (int)row);
+        g_row(a, (int)n, (int)row + 2 * (int)(row & 1));
+        info->from_f32(x, w, n);
+        tr->act_from_f32(a, q, n);
+        const float s = tr->vec_dot(n, w, q);
+        h = g_hash(h, &s, 4);
+    }
+    ck_assert_msg(h == want, "%s: dots of %u rows differ from ggml's", info->name, rows);
+    free(x);
+    free(a);
+    free(w);
+    free(q);
+}
+
+START_TEST(matches_ggml_reference_data) {
+    char *path = tq_test_data_path("quants_ggml.bin");
+    size_t len = 0;
+    uint8_t *file = (uint8_t *)tq_test_read_file(path, &len);
+    ck_assert_msg(file != NULL, "cannot read %s", path);
+    reader r = {file, file + len};
+    ck_assert(memcmp(take(&r, 8), "TQQGGML2", 8) == 0);
+    const uint32_t count = take_u32(&r);
+    int seen[4] = {0};
+    for (uint32_t k = 0; k < count; k++) {
+        const uint32_t kind = take_u32(&r);
+        const tq_type t = (tq_type)take_u32(&r);
+        const uint32_t n = take_u32(&r);
+        const tq_type_info *info = tq_type_get(t);
+        ck_assert_msg(kind < 4 && info != NULL && n % (uint32_t)info->block_elems == 0, "record %u", k);
+        switch (kind) {
+        case 0: ggml_encode_record(&r, info, t, n); break;
+        case 1: ggml_dot_record(&r, info, t, n); break;
+        case 2: ggml_encode_digest(&r, info, t, n); break;
+        default: ggml_dot_digest(&r, info, t, n); break;
+        }
+        seen[kind]++;
+    }
+    ck_assert(r.p == r.end);
+    /* every encoder (12 types) and every dot (10 weight types) */
+    ck_assert_int_ge(seen[0], 12);
+    ck_assert_int_ge(seen[1], 10);
+    ck_assert_int_ge(seen[2], 12);
+    ck_assert_int_ge(seen[3], 10);
+    free(file);
+    free(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("quants");
     TCase *layout = tcase_create("layout");
@@ -974,6 +1266,8 @@ int main(void) {
     tcase_add_test(enc, encode32_ties);
     tcase_add_test(enc, q8_1_sum_field);
     tcase_add_test(enc, q8_K_encoder);
+    tcase_add_loop_test(enc, k_encoders_round_to_nearest_level, 0,
+                        (int)(sizeof k_encoders / sizeof k_encoders[0]));
     suite_add_tcase(s, enc);
 
     TCase *half = tcase_create("half");
@@ -989,5 +1283,10 @@ int main(void) {
     tcase_add_loop_test(dot, vec_dot_matches_decoded_dot, 0, N_DOT);
     tcase_add_test(dot, vec_dot_exact_small_ints);
     suite_add_tcase(s, dot);
+
+    TCase *ggml = tcase_create("ggml");
+    tcase_set_timeout(ggml, 300);
+    tcase_add_test(ggml, matches_ggml_reference_data);
+    suite_add_tcase(s, ggml);
     return tq_test_run(s);
 }

@@ -411,6 +411,38 @@ START_TEST(first_directory_wins_by_file_name) {
 }
 END_TEST
 
+START_TEST(dlopen_failure_reported) {
+    /* Named like a plugin, but not a shared object. */
+    char *dir = make_dir("junk", NULL, NULL);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/tq-kv-junk.so", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("not an ELF file\n", f);
+    fclose(f);
+    /* Files that do not look like plugins are not even candidates. */
+    snprintf(path, sizeof path, "%s/libsomething.so", dir);
+    fclose(fopen(path, "w"));
+    snprintf(path, sizeof path, "%s/tq-kv-.so", dir);
+    fclose(fopen(path, "w"));
+    snprintf(path, sizeof path, "%s/tq-gpu-thing.so", dir);
+    fclose(fopen(path, "w"));
+
+    tq_host host = fake_host(ALL_CPU);
+    const char *dirs[] = {dir, NULL};
+    tq_registry *r = scan_dirs(&host, dirs);
+    ck_assert_int_eq(tq_registry_count(r), 1);
+    const tq_plugin_record *rec = tq_registry_record(r, 0);
+    snprintf(path, sizeof path, "%s/tq-kv-junk.so", dir);
+    ck_assert_str_eq(rec->path, path);
+    ck_assert_int_eq(rec->status, TQ_PLUGIN_DLOPEN_FAILED);
+    assert_contains(rec->reason, "dlopen failed: ");
+    ck_assert_ptr_null(rec->name);
+    tq_registry_free(r);
+    free(dir);
+}
+END_TEST
+
 /* Records whose path lies in `dir`. */
 static int records_in(const tq_registry *r, const char *dir) {
     int n = 0;
@@ -590,6 +622,7 @@ int main(void) {
     tcase_add_test(tc, builtins);
     tcase_add_test(tc, plugin_dir_must_exist);
     tcase_add_test(tc, first_directory_wins_by_file_name);
+    tcase_add_test(tc, dlopen_failure_reported);
     tcase_add_test(tc, current_directory_never_searched);
     tcase_add_test(tc, tq_plugin_path_honoured);
     tcase_add_test(tc, print_lists_everything);

@@ -3,6 +3,7 @@
  * ../shared/specs/gguf-llama-phi3.md §2.1), row size arithmetic, and the
  * rules for plugin-registered types. */
 #include <check.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,11 +31,11 @@ static const struct {
     {TQ_TYPE_Q5_1, "q5_1", 32, 24, sizeof(tq_block_q5_1), 1},
     {TQ_TYPE_Q8_0, "q8_0", 32, 34, sizeof(tq_block_q8_0), 1},
     {TQ_TYPE_Q8_1, "q8_1", 32, 36, sizeof(tq_block_q8_1), 1},
-    {TQ_TYPE_Q2_K, "q2_K", 256, 84, sizeof(tq_block_q2_K), 0},
-    {TQ_TYPE_Q3_K, "q3_K", 256, 110, sizeof(tq_block_q3_K), 0},
-    {TQ_TYPE_Q4_K, "q4_K", 256, 144, sizeof(tq_block_q4_K), 0},
-    {TQ_TYPE_Q5_K, "q5_K", 256, 176, sizeof(tq_block_q5_K), 0},
-    {TQ_TYPE_Q6_K, "q6_K", 256, 210, sizeof(tq_block_q6_K), 0},
+    {TQ_TYPE_Q2_K, "q2_K", 256, 84, sizeof(tq_block_q2_K), 1},
+    {TQ_TYPE_Q3_K, "q3_K", 256, 110, sizeof(tq_block_q3_K), 1},
+    {TQ_TYPE_Q4_K, "q4_K", 256, 144, sizeof(tq_block_q4_K), 1},
+    {TQ_TYPE_Q5_K, "q5_K", 256, 176, sizeof(tq_block_q5_K), 1},
+    {TQ_TYPE_Q6_K, "q6_K", 256, 210, sizeof(tq_block_q6_K), 1},
     {TQ_TYPE_Q8_K, "q8_K", 256, 292, sizeof(tq_block_q8_K), 1},
     {TQ_TYPE_I8, "i8", 1, 1, 0, 0},
     {TQ_TYPE_I16, "i16", 1, 2, 0, 0},
@@ -66,6 +67,39 @@ START_TEST(builtin_ids_names_and_sizes) {
             ck_assert_uint_eq(builtins[k].struct_size, (size_t)builtins[k].bytes);
         ck_assert_msg(tq_type_is_gguf_weight(builtins[k].id), "%s not a GGUF type", t->name);
     }
+}
+END_TEST
+
+/* Field offsets, from the field order of spec §2.1 (halves are 2 bytes, no
+ * padding anywhere): the structs are how decoders address the bytes. */
+START_TEST(block_field_offsets) {
+    ck_assert_uint_eq(offsetof(tq_block_q4_0, qs), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q4_1, m), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q4_1, qs), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q5_0, qh), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q5_0, qs), 6);
+    ck_assert_uint_eq(offsetof(tq_block_q5_1, qh), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q5_1, qs), 8);
+    ck_assert_uint_eq(offsetof(tq_block_q8_0, qs), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q8_1, s), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q8_1, qs), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q2_K, qs), 16);
+    ck_assert_uint_eq(offsetof(tq_block_q2_K, d), 80);
+    ck_assert_uint_eq(offsetof(tq_block_q2_K, dmin), 82);
+    ck_assert_uint_eq(offsetof(tq_block_q3_K, qs), 32);
+    ck_assert_uint_eq(offsetof(tq_block_q3_K, scales), 96);
+    ck_assert_uint_eq(offsetof(tq_block_q3_K, d), 108);
+    ck_assert_uint_eq(offsetof(tq_block_q4_K, dmin), 2);
+    ck_assert_uint_eq(offsetof(tq_block_q4_K, scales), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q4_K, qs), 16);
+    ck_assert_uint_eq(offsetof(tq_block_q5_K, scales), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q5_K, qh), 16);
+    ck_assert_uint_eq(offsetof(tq_block_q5_K, qs), 48);
+    ck_assert_uint_eq(offsetof(tq_block_q6_K, qh), 128);
+    ck_assert_uint_eq(offsetof(tq_block_q6_K, scales), 192);
+    ck_assert_uint_eq(offsetof(tq_block_q6_K, d), 208);
+    ck_assert_uint_eq(offsetof(tq_block_q8_K, qs), 4);
+    ck_assert_uint_eq(offsetof(tq_block_q8_K, bsums), 260);
 }
 END_TEST
 
@@ -283,6 +317,7 @@ int main(void) {
     Suite *s = suite_create("types");
     TCase *tc = tcase_create("builtin");
     tcase_add_test(tc, builtin_ids_names_and_sizes);
+    tcase_add_test(tc, block_field_offsets);
     tcase_add_test(tc, names_are_case_insensitive);
     tcase_add_test(tc, unknown_ids_and_names);
     tcase_add_test(tc, row_bytes);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *join(const char *a, const char *b) {
@@ -65,6 +66,39 @@ char *tq_test_read_file(const char *path, size_t *len) {
         if (len) *len = (size_t)n;
     }
     return buf;
+}
+
+tq_test_exec_result tq_test_exec_tqrun(const char *const *args) {
+    tq_test_exec_result r = {0};
+    const char *exe = getenv("TQ_TQRUN");
+    ck_assert_msg(exe != NULL, "TQ_TQRUN (path of tqrun) is not set");
+    char *out_path = tq_test_tmp_path("stdout.txt"), *err_path = tq_test_tmp_path("stderr.txt");
+    ck_assert(out_path && err_path);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr)) _exit(120);
+        const char *argv[64] = {exe};
+        int n = 1;
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(exe, (char *const *)argv);
+        _exit(121);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    r.out = tq_test_read_file(out_path, NULL);
+    r.err = tq_test_read_file(err_path, NULL);
+    free(out_path);
+    free(err_path);
+    return r;
+}
+
+void tq_test_exec_free(tq_test_exec_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
 }
 
 int tq_test_run(Suite *s) {

@@ -21,6 +21,18 @@ char *tq_test_tmp_path(const char *name);
 /* Reads a whole file (NUL-terminated); *len may be NULL. NULL on failure. */
 char *tq_test_read_file(const char *path, size_t *len);
 
+/* Result of running a program: exit code (or -signal) and its captured
+ * stdout and stderr (malloc'd, NUL-terminated). */
+typedef struct tq_test_exec_result {
+    int status;
+    char *out, *err;
+} tq_test_exec_result;
+
+/* Runs $TQ_TQRUN (the tqrun executable meson passes in) with args
+ * (NULL-terminated, without argv[0]) and captures its output. */
+tq_test_exec_result tq_test_exec_tqrun(const char *const *args);
+void tq_test_exec_free(tq_test_exec_result *r);
+
 /* Runs the suite, returns 0 if all passed, 1 otherwise. */
 int tq_test_run(Suite *s);
 

@@ -75,36 +75,59 @@ static tq_status op_get_rows(tq_device *dev, tq_tensor *dst, tq_error *err) {
     return TQ_OK;
 }
 
+/* Matmul comes in two flavours, both as ggml computes them:
+ *  - block-quantized weights: each activation column is encoded once to the
+ *    weight's vec_dot type (q8_0, q8_1, q8_K) and the integer dot products
+ *    of tq_quants.c give exactly ggml's sums;
+ *  - float weights (f32, f16, bf16) and plugin-registered types: weight rows
+ *    are decoded to f32 a tile at a time and activations rounded through
+ *    the weight's type (ggml rounds them to f16/bf16 too), so every product
+ *    is the one ggml forms; only the summation order differs (eight float
+ *    lanes here), which is what keeps this path fast enough for perplexity
+ *    runs on the reference backend. */
+#define MM_TILE 16
+
 typedef struct mm_task {
     const tq_tensor *w;
     const tq_type_info *wi;
-    const tq_quant_traits *qt;
-    const char *act;         /* encoded activation columns                  */
-    size_t act_stride;       /* bytes per encoded column                    */
+    const tq_quant_traits *qt; /* non-NULL: integer path                   */
+    const char *act;           /* encoded (or f32) activation columns       */
+    size_t act_stride;         /* bytes per column                          */
     float *dst;
     int64_t n_in, n_out, n_cols;
-    float *wrow_f32;         /* per-thread f32 rows for types without traits */
+    float *wtile;              /* per thread: MM_TILE decoded rows          */
 } mm_task;
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
 
 static void mm_worker(void *user, int ith, int nth) {
     mm_task *t = user;
     int64_t lo, hi;
     split(t->n_out, ith, nth, &lo, &hi);
-    for (int64_t r = lo; r < hi; r++) {
-        const char *w = row_ptr(t->w, r);
-        if (t->qt) {
+    if (t->qt) {
+        for (int64_t r = lo; r < hi; r++) {
+            const char *w = row_ptr(t->w, r);
             for (int64_t c = 0; c < t->n_cols; c++)
                 t->dst[c * t->n_out + r] = t->qt->vec_dot(t->n_in, w, t->act + c * t->act_stride);
-        } else {
-            /* A plugin-registered type: decode the row, then an f32 dot. */
-            float *wf = t->wrow_f32 + (size_t)ith * (size_t)t->n_in;
-            t->wi->to_f32(w, wf, t->n_in);
-            for (int64_t c = 0; c < t->n_cols; c++) {
-                const float *a = (const float *)(t->act + c * t->act_stride);
-                double s = 0;
-                for (int64_t k = 0; k < t->n_in; k++) s += (double)wf[k] * a[k];
-                t->dst[c * t->n_out + r] = (float)s;
-            }
+        }
+        return;
+    }
+    float *tile = t->wtile + (size_t)ith * MM_TILE * (size_t)t->n_in;
+    for (int64_t r0 = lo; r0 < hi; r0 += MM_TILE) {
+        const int64_t nr = hi - r0 < MM_TILE ? hi - r0 : MM_TILE;
+        for (int64_t r = 0; r < nr; r++) t->wi->to_f32(row_ptr(t->w, r0 + r), tile + r * t->n_in, t->n_in);
+        for (int64_t c = 0; c < t->n_cols; c++) {
+            const float *a = (const float *)(t->act + c * t->act_stride);
+            for (int64_t r = 0; r < nr; r++)
+                t->dst[c * t->n_out + r0 + r] = dot_f32(tile + r * t->n_in, a, t->n_in);
         }
     }
 }
@@ -115,29 +138,35 @@ static tq_status op_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     mm_task t = {0};
     t.w = w;
     t.wi = host->type_info(w->type);
-    t.qt = tq_quant_traits_get(w->type);
     t.n_in = w->ne[0];
     t.n_out = w->ne[1];
     t.n_cols = nrows(x);
     t.dst = dst->data;
-    if (t.qt) {
-        t.act_stride = tq_type_row_bytes(t.qt->act_type, t.n_in);
-    } else {
-        t.act_stride = (size_t)t.n_in * sizeof(float);
-    }
-    size_t act_bytes = t.act_stride * (size_t)t.n_cols;
-    size_t wrow_bytes = t.qt ? 0 : (size_t)host->n_threads * (size_t)t.n_in * sizeof(float);
-    char *mem = scratch(dev, act_bytes + wrow_bytes + 64);
+    const int float_weights = w->type == TQ_TYPE_F32 || w->type == TQ_TYPE_F16 || w->type == TQ_TYPE_BF16;
+    t.qt = float_weights ? NULL : tq_quant_traits_get(w->type);
+    t.act_stride = t.qt ? tq_type_row_bytes(t.qt->act_type, t.n_in) : (size_t)t.n_in * sizeof(float);
+    const size_t act_bytes = (t.act_stride * (size_t)t.n_cols + 63) / 64 * 64;
+    const size_t tile_bytes = t.qt ? 0 : (size_t)host->n_threads * MM_TILE * (size_t)t.n_in * sizeof(float);
+    const size_t half_bytes = (size_t)t.n_in * 2 + 64; /* one f16/bf16 column */
+    char *mem = scratch(dev, act_bytes + tile_bytes + half_bytes);
     if (!mem) return tq_error_set(err, TQ_ERR_NOMEM, "mul_mat: out of memory");
+    const tq_type_info *round_through = w->type == TQ_TYPE_F16 || w->type == TQ_TYPE_BF16 ? t.wi : NULL;
     for (int64_t c = 0; c < t.n_cols; c++) {
         const float *xc = (const float *)row_ptr(x, c);
-        if (t.qt)
-            t.qt->act_from_f32(xc, mem + c * t.act_stride, t.n_in);
-        else
-            memcpy(mem + c * t.act_stride, xc, t.act_stride);
+        char *out = mem + c * t.act_stride;
+        if (t.qt) {
+            t.qt->act_from_f32(xc, out, t.n_in);
+        } else if (round_through) {
+            /* f16/bf16 weights see f16/bf16-rounded activations, as in ggml. */
+            void *half = mem + act_bytes + tile_bytes;
+            round_through->from_f32(xc, half, t.n_in);
+            round_through->to_f32(half, (float *)out, t.n_in);
+        } else {
+            memcpy(out, xc, t.act_stride);
+        }
     }
     t.act = mem;
-    t.wrow_f32 = (float *)(mem + (act_bytes + 63) / 64 * 64);
+    t.wtile = (float *)(mem + act_bytes);
     host->parallel_for(mm_worker, &t);
     return TQ_OK;
 }

@@ -12,6 +12,7 @@
 #include "tq_threadpool.h"
 #include "tq_types.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,8 +62,14 @@ static tq_host g_host = {
     .n_threads = 1,
 };
 
+/* cpu_features cannot be a static initialiser; fill it exactly once so
+ * that concurrent tq_host_get calls never write the table. */
+static pthread_once_t g_features_once = PTHREAD_ONCE_INIT;
+
+static void fill_features(void) { g_host.cpu_features = tq_cpu_features(); }
+
 const tq_host *tq_host_get(void) {
-    g_host.cpu_features = tq_cpu_features();
+    pthread_once(&g_features_once, fill_features);
     return &g_host;
 }
 
@@ -77,7 +84,7 @@ tq_status tq_host_init(const tq_config *cfg, int n_threads, tq_error *err) {
     tq_threadpool_free(g_pool);
     g_pool = pool;
     g_config = cfg;
-    g_host.cpu_features = tq_cpu_features();
+    pthread_once(&g_features_once, fill_features);
     g_host.n_threads = n_threads;
     return TQ_OK;
 }

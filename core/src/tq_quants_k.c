@@ -1,8 +1,9 @@
 /* tq_quants_k.c — the K-quants (256-element super-blocks): decoders, the q8_K
- * activation encoder and the q{2..6}_K · q8_K dot products.
+ * activation encoder, the q{2..6}_K · q8_K dot products and the q{2..6}_K
+ * reference encoders.
  *
  * As in tq_quants.c, the float arithmetic follows ggml's scalar code in
- * order (ggml-quants.c dequantize_row_*, quantize_row_q8_K_ref; ggml-cpu/
+ * order (ggml-quants.c dequantize_row_*, quantize_row_*_ref; ggml-cpu/
  * quants.c ggml_vec_dot_*_q8_K_generic), so results match bit for bit. The
  * generic dot kernels accumulate per block into 8 integer "lanes" and then 8
  * float lane sums; that shape is kept because it fixes the float rounding. */
@@ -15,8 +16,9 @@
 #include "tq_quants_k.h"
 
 /* Round to nearest, ties to even, by adding 1.5 * 2^23: the sum's mantissa
- * then holds the rounded integer. Exactly ggml's nearest_int, valid for
- * |f| <= 2^22 (callers scale to at most a few hundred). */
+ * then holds the rounded integer. Exactly ggml's nearest_int: valid for
+ * |f| <= 2^22; beyond that (or for NaN) it returns some int, as ggml does,
+ * and the callers clamp it. */
 static int nearest_int(float f) {
     const float v = f + 12582912.0f;
     int32_t i;
@@ -267,55 +269,57 @@ float tq__vec_dot_q3_K_q8_K(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-/* q4_K and q5_K share everything but how the quants are unpacked. */
-static float dot_q45_K(int64_t n, const tq_block_q4_K *x4, const tq_block_q5_K *x5,
-                       const tq_block_q8_K *y) {
-    float sums[8] = {0};
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / TQ_QK_K; i++) {
-        const uint16_t xd = x4 ? x4[i].d : x5[i].d, xdmin = x4 ? x4[i].dmin : x5[i].dmin;
-        const uint8_t *scb = x4 ? x4[i].scales : x5[i].scales;
-        const uint8_t *qs = x4 ? x4[i].qs : x5[i].qs;
-        int8_t q[TQ_QK_K];
-        unsigned m = 1;
-        for (int j = 0; j < 4; j++, qs += 32) {
-            for (int l = 0; l < 32; l++) {
-                q[64 * j + l] = (int8_t)(qs[l] & 0x0F);
-                q[64 * j + 32 + l] = (int8_t)(qs[l] >> 4);
-                if (x5) {
-                    q[64 * j + l] = (int8_t)(q[64 * j + l] + ((x5[i].qh[l] & m) ? 16 : 0));
-                    q[64 * j + 32 + l] =
-                        (int8_t)(q[64 * j + 32 + l] + ((x5[i].qh[l] & (m << 1)) ? 16 : 0));
-                }
+/* One q4_K or q5_K block (qh = NULL for q4_K) times its q8_K activations,
+ * added the way ggml's kernels do: the scaled part into the 8 lane sums, the
+ * min part (through the activation's bsums) straight into *sum. */
+static void accumulate_q45_K(uint16_t xd, uint16_t xdmin, const uint8_t scb[12], const uint8_t *qs,
+                             const uint8_t *qh, const tq_block_q8_K *y, float sums[8], float *sum) {
+    int8_t q[TQ_QK_K];
+    for (int j = 0; j < 4; j++, qs += 32) { /* 64 elements per 32 bytes */
+        for (int l = 0; l < 32; l++) {
+            q[64 * j + l] = (int8_t)(qs[l] & 0x0F);
+            q[64 * j + 32 + l] = (int8_t)(qs[l] >> 4);
+            if (qh != NULL) {
+                q[64 * j + l] = (int8_t)(q[64 * j + l] + ((qh[l] >> (2 * j)) & 1) * 16);
+                q[64 * j + 32 + l] = (int8_t)(q[64 * j + 32 + l] + ((qh[l] >> (2 * j + 1)) & 1) * 16);
             }
-            m <<= 2;
         }
-        int scales[8], mins[8];
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, mn;
-            get_scale_min_k4(j, scb, &sc, &mn);
-            scales[j] = sc;
-            mins[j] = mn;
-        }
-        int summs = 0;
-        for (int g = 0; g < 16; g++) summs += y[i].bsums[g] * mins[g / 2];
-        int32_t lanes[8] = {0};
-        lane_sums(q, y[i].qs, scales, 32, lanes);
-        const float d = tq_f16_to_f32(xd) * y[i].d;
-        for (int l = 0; l < 8; l++) sums[l] += d * (float)lanes[l];
-        const float dmin = tq_f16_to_f32(xdmin) * y[i].d;
-        sum -= dmin * (float)summs;
     }
+    int scales[8], mins[8];
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, mn;
+        get_scale_min_k4(j, scb, &sc, &mn);
+        scales[j] = sc;
+        mins[j] = mn;
+    }
+    int summs = 0;
+    for (int g = 0; g < 16; g++) summs += y->bsums[g] * mins[g / 2];
+    int32_t lanes[8] = {0};
+    lane_sums(q, y->qs, scales, 32, lanes);
+    const float d = tq_f16_to_f32(xd) * y->d;
+    for (int l = 0; l < 8; l++) sums[l] += d * (float)lanes[l];
+    const float dmin = tq_f16_to_f32(xdmin) * y->d;
+    *sum -= dmin * (float)summs;
+}
+
+float tq__vec_dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
+    const tq_block_q4_K *x = w;
+    const tq_block_q8_K *y = a;
+    float sums[8] = {0}, sum = 0.0f;
+    for (int64_t i = 0; i < n / TQ_QK_K; i++)
+        accumulate_q45_K(x[i].d, x[i].dmin, x[i].scales, x[i].qs, NULL, &y[i], sums, &sum);
     for (int l = 0; l < 8; l++) sum += sums[l];
     return sum;
 }
 
-float tq__vec_dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
-    return dot_q45_K(n, w, NULL, a);
-}
-
 float tq__vec_dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
-    return dot_q45_K(n, NULL, w, a);
+    const tq_block_q5_K *x = w;
+    const tq_block_q8_K *y = a;
+    float sums[8] = {0}, sum = 0.0f;
+    for (int64_t i = 0; i < n / TQ_QK_K; i++)
+        accumulate_q45_K(x[i].d, x[i].dmin, x[i].scales, x[i].qs, x[i].qh, &y[i], sums, &sum);
+    for (int l = 0; l < 8; l++) sum += sums[l];
+    return sum;
 }
 
 float tq__vec_dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {

@@ -241,9 +241,53 @@ static void add_exe_relative_dir(tq_registry *r) {
 #endif
 }
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* When tqrun (or a test) runs from its Meson build tree, the plugins sit in
+ * <build>/plugins/<name>/, one directory each. The tree is recognised by
+ * <build>/meson-private, so an installed binary never looks there. */
+static void add_build_tree_dirs(tq_registry *r) {
+#if defined(__linux__)
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return;
+    *slash = '\0';
+    char root[PATH_MAX], probe[PATH_MAX];
+    if (snprintf(root, sizeof root, "%s/..", exe) >= (int)sizeof root) return;
+    if (snprintf(probe, sizeof probe, "%s/meson-private", root) >= (int)sizeof probe) return;
+    struct stat st;
+    if (stat(probe, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    if (snprintf(probe, sizeof probe, "%s/plugins", root) >= (int)sizeof probe) return;
+    DIR *d = opendir(probe);
+    if (!d) return;
+    char *names[64];
+    int n_names = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && n_names < 64;) {
+        if (e->d_name[0] == '.') continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", probe, e->d_name) >= (int)sizeof sub) continue;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && (names[n_names] = dup_str(sub))) n_names++;
+    }
+    closedir(d);
+    qsort(names, (size_t)n_names, sizeof *names, cmp_str); /* stable order */
+    for (int i = 0; i < n_names; i++) {
+        push_dir(r, names[i], "build tree", 0, NULL);
+        free(names[i]);
+    }
+#else
+    (void)r;
+#endif
+}
+
 void tq_registry_add_default_dirs(tq_registry *r) {
     add_env_dirs(r);
     add_exe_relative_dir(r);
+    add_build_tree_dirs(r);
 #ifdef TQ_PLUGIN_INSTALL_DIR
     push_dir(r, TQ_PLUGIN_INSTALL_DIR, "install dir", 0, NULL);
 #endif
@@ -267,9 +311,6 @@ static candidate *new_candidate(tq_registry *r, const char *path) {
     return c;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 /* The candidate already listed under the same file name, or NULL. */
 static const candidate *same_file_name(const tq_registry *r, const char *file) {

@@ -128,6 +128,12 @@ int tq_session_is_eog(const tq_session *s, int32_t id) {
     return 0;
 }
 
+int64_t tq_session_format_chat(const tq_session *s, const tq_chat_message *msgs, int32_t n,
+                               int add_generation_prompt, char *buf, int64_t size) {
+    if (!TQ_HAS(s->arch, tq_arch_iface, format_chat) || !s->arch->format_chat) return -1;
+    return s->arch->format_chat(s->model, msgs, n, add_generation_prompt, buf, size);
+}
+
 void tq_session_truncate(tq_session *s, int32_t n_pos) { s->kv->truncate(s->cache, n_pos); }
 uint64_t tq_session_kv_bytes(const tq_session *s) { return s->kv->bytes_used(s->cache); }
 

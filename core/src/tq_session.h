@@ -49,6 +49,12 @@ int tq_session_is_eog(const tq_session *s, int32_t id);
 tq_status tq_session_decode(tq_session *s, const int32_t *tokens, int32_t n, int32_t pos0,
                             const int32_t *out_rows, int32_t n_out, float *logits, tq_error *err);
 
+/* The model's chat format (tq_arch_iface.format_chat): returns the bytes
+ * the text needs (buf gets at most size, NUL-terminated when it fits), or
+ * -1 when the model has no chat format or a role is unsupported. */
+int64_t tq_session_format_chat(const tq_session *s, const tq_chat_message *msgs, int32_t n,
+                               int add_generation_prompt, char *buf, int64_t size);
+
 /* Forgets cached positions >= n_pos. */
 void tq_session_truncate(tq_session *s, int32_t n_pos);
 /* KV-cache bytes held now, and per cached token. */

@@ -18,11 +18,17 @@
  * the timeslice that the thread it waits for needs, and one tiny run took a
  * millisecond in tests on two cores; such a pool never spins and sleeps at
  * once. */
+/* sched_getaffinity is a GNU extension; this file only. */
+#define _GNU_SOURCE
+
 #include "tq_threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,13 +48,15 @@ struct tq_threadpool {
     int n;
     worker *workers;         /* n - 1 of them; the caller is ith 0 */
     int n_started;
-    long spin_ns;            /* spin budget before sleeping (0: none)      */
+    int64_t spin_ns;         /* spin budget before sleeping (0: none)      */
 
     tq_task_fn fn;           /* written by the caller before generation++ */
     void *user;
 
-    atomic_uint generation;  /* bumped once per run (and by free)       */
-    atomic_int pending;      /* workers still inside fn for this run    */
+    /* On separate cache lines: every worker spins reading `generation`
+     * while the others write `pending`. */
+    _Alignas(64) atomic_uint generation; /* bumped once per run (and by free) */
+    _Alignas(64) atomic_int pending;     /* workers still inside fn this run  */
     atomic_int n_sleeping;   /* workers blocked on `wake`               */
     atomic_int caller_sleeping;
     atomic_bool stop;
@@ -66,10 +74,21 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static long now_ns(void) {
+/* CPUs this process may run on: the affinity mask (taskset, cpusets) when
+ * the system has one, else every online CPU; 0 if unknown. */
+static long usable_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 0;
+}
+
+static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Spins until `cond(tp, arg)` holds or the budget is spent; returns whether
@@ -77,7 +96,7 @@ static long now_ns(void) {
 static int spin_until(int (*cond)(tq_threadpool *, unsigned), tq_threadpool *tp,
                       unsigned arg) {
     if (tp->spin_ns == 0) return cond(tp, arg);
-    long t0 = now_ns();
+    int64_t t0 = now_ns();
     for (unsigned i = 1;; i++) {
         if (cond(tp, arg)) return 1;
         cpu_relax();
@@ -138,10 +157,12 @@ static void wake_workers(tq_threadpool *tp) {
 
 tq_threadpool *tq_threadpool_create(int n_threads) {
     if (n_threads < 1) return NULL;
-    tq_threadpool *tp = calloc(1, sizeof *tp);
+    size_t bytes = (sizeof(tq_threadpool) + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+    tq_threadpool *tp = aligned_alloc(64, bytes);
     if (!tp) return NULL;
+    memset(tp, 0, bytes);
     tp->n = n_threads;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = usable_cpus();
     tp->spin_ns = cores > 0 && n_threads > cores ? 0 : SPIN_NS;
     atomic_init(&tp->generation, 0);
     atomic_init(&tp->pending, 0);

@@ -10,7 +10,8 @@
  * deinit. [any] */
 const tq_type_info *tq_type_get(tq_type id);
 
-/* Id for a string id ("q4_k"), or TQ_TYPE_INVALID. Case-sensitive. [any] */
+/* Id for a string id ("q4_K", "f16"), or TQ_TYPE_INVALID. Case is ignored
+ * (ggml spells the K types "q4_K"; users write "q4_k"). [any] */
 tq_type tq_type_by_name(const char *name);
 
 /* Name of a type id, or "?" when unknown. [any] */

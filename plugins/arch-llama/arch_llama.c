@@ -112,7 +112,6 @@ static tq_status llama_load(void *state, const tq_model_source *src, void **out,
     info->n_vocab = m->n_vocab;
     info->n_ctx_train = m->n_ctx_train;
     info->eog_tokens = NULL;
-    info->chat_template = NULL;
     *out = m;
     return TQ_OK;
 fail:
@@ -164,6 +163,7 @@ static const tq_arch_iface llama_iface = {
     .load = llama_load,
     .unload = llama_unload,
     .build_graph = llama_build,
+    .format_chat = NULL, /* Llama GGUFs carry many templates; none rendered yet */
 };
 
 static tq_status llama_init(const tq_host *host, void **state, tq_error *err) {

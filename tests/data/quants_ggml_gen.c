@@ -1,7 +1,7 @@
 /* quants_ggml_gen.c — writes quants_ggml.bin, the reference data of
  * test_quants.c's "ggml" case, from ggml's own scalar code. Not built by
- * meson: it needs a ggml checkout (made with ggml-org/ggml d99724f2b141,
- * August 2025). Build and run from a scratch directory:
+ * meson: it needs a ggml checkout (the committed file was made with
+ * ggml-org/ggml at d99724f2b141). Build and run from a scratch directory:
  *
  *   G=/path/to/ggml
  *   cc -O2 -std=c11 -D_GNU_SOURCE -I$G/include -I$G/src -c $G/src/ggml-quants.c
@@ -14,14 +14,23 @@
  * -std=c11 matters: it turns off FMA contraction, which would change the
  * last bits of ggml's (and our) float expressions.
  *
- * File layout (little-endian): "TQQGGML1", u32 record count, then records
- *   u32 kind (0 = encode, 1 = dot), i32 weight type, u32 n, and
+ * File layout (little-endian): "TQQGGML2", u32 record count, then records
+ * starting u32 kind, i32 type (the weight type for dots), u32 n:
  *   kind 0: f32 x[n], blocks of x encoded by quantize_row_<t>_ref,
  *           f32 decoded[n] (dequantize_row_<t>; zeros for q8_1, which has
  *           no decoder in ggml)
  *   kind 1: i32 activation type, f32 w[n], f32 a[n], weight blocks
  *           (quantize_row_<t>_ref(w)), activation blocks
- *           (quantize_row_<act>_ref(a)), f32 ggml_vec_dot_<t>_<act>. */
+ *           (quantize_row_<act>_ref(a)), f32 ggml_vec_dot_<t>_<act>
+ * and, for rare cases (a scale search choosing differently in one group in
+ * a few thousand) that a few stored rows would miss, digests over many rows
+ * the test regenerates (g_row below, from the seed; FNV-1a 64):
+ *   kind 2: u32 rows (n = row length), u64 seed, u64 hash of the encoded
+ *           rows, u64 hash of their decoded values (0 for q8_1)
+ *   kind 3: u32 rows, u64 seed, i32 activation type, u64 hash of the
+ *           vec_dot result of each row (weights: g_row r, then activations:
+ *           g_row r on even rows — same signs, so large block sums — and
+ *           r + 2 on odd rows). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,29 +50,47 @@ size_t ggml_type_size(enum ggml_type type) { (void)type; abort(); }
 const char *ggml_type_name(enum ggml_type type) { (void)type; abort(); }
 float ggml_table_f32_f16[1 << 16]; /* filled in main: exact half -> float */
 
-static uint64_t state = 20250821;
-static uint64_t rnd(void) {
-    uint64_t z = (state += 0x9E3779B97F4A7C15u);
+/* Test data, reproduced exactly by test_quants.c (keep the two copies the
+ * same): an integer PRNG, and only exact or correctly rounded float
+ * operations, each sequenced, so any IEEE machine gets the same values. */
+static uint64_t g_state;
+
+static uint64_t g_next(void) {
+    uint64_t z = (g_state += 0x9E3779B97F4A7C15u);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
     return z ^ (z >> 31);
 }
-static double uni(void) { return ((double)(rnd() >> 11) + 0.5) * 0x1p-53; }
-static float nrm(void) { return (float)(sqrt(-2 * log(uni())) * cos(6.283185307179586 * uni())); }
 
-/* A different mix of values in every 256-element stretch. */
-static void fill(float *x, int n) {
+static float g_uniform(void) { return (float)(g_next() >> 40) * 0x1p-24f; }
+
+static float g_bell(void) {
+    const float a = g_uniform(), b = g_uniform(), c = g_uniform(), d = g_uniform();
+    return (((a + b) + c) + d - 2.0f) * 1.7f;
+}
+
+/* Row r of n values: each 256-stretch has its own kind of data. */
+static void g_row(float *x, int n, int r) {
     for (int i = 0; i < n; i++) {
-        switch ((i / 256 + (int)(rnd() % 2)) % 6) {
-        case 0: x[i] = nrm(); break;
-        case 1: x[i] = rnd() % 61 == 0 ? 40 * nrm() : 0.05f * nrm(); break;
-        case 2: x[i] = (float)(0.5 + uni()); break;
-        case 3: x[i] = rnd() % 3 == 0 ? nrm() : 0.0f; break;
-        case 4: x[i] = (float)((int)(rnd() % 9) - 4); break;
-        default: x[i] = 1e-3f * nrm(); break;
+        switch ((i / 256 + r) % 7) {
+        case 0: x[i] = g_bell(); break;
+        case 1: x[i] = g_next() % 61 == 0 ? 40.0f * g_bell() : 0.05f * g_bell(); break;
+        case 2: x[i] = 0.5f + g_uniform(); break;
+        case 3: x[i] = g_next() % 3 == 0 ? g_bell() : 0.0f; break;
+        case 4: x[i] = (float)((int)(g_next() % 9) - 4); break;
+        case 5: x[i] = 1e-3f * g_bell(); break;
+        default: x[i] = -3.0f - 200.0f * g_uniform(); break;
         }
     }
 }
+
+/* FNV-1a, 64 bits. */
+static uint64_t g_hash(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3u;
+    return h;
+}
+#define G_HASH_INIT 0xCBF29CE484222325u
 
 typedef void (*enc_fn)(const float *, void *, int64_t);
 typedef void (*dec_fn)(const void *, float *, int64_t);
@@ -109,6 +136,7 @@ static int find(int type) {
 }
 
 static void put_u32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
+static void put_u64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
 
 int main(int argc, char **argv) {
     if (argc != 2) {
@@ -120,34 +148,35 @@ int main(int argc, char **argv) {
         const double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
         ggml_table_f32_f16[h] = (float)((h & 0x8000) ? -v : v);
     }
-    enum { ROWS = 2, N = 1536 };
-    static float x[N], y[N], a[N];
-    static uint8_t blk[N * 2], ablk[N * 2];
+    enum { N = 1792, BIG_ROWS = 256, BIG_N = 4096 };
+    static float x[BIG_N], y[BIG_N], a[BIG_N];
+    static uint8_t blk[BIG_N * 2], ablk[BIG_N * 2];
     FILE *f = fopen(argv[1], "wb");
     if (!f) return 1;
-    fwrite("TQQGGML1", 1, 8, f);
-    put_u32(f, (uint32_t)(NT * ROWS + ND * 3));
+    fwrite("TQQGGML2", 1, 8, f);
+    put_u32(f, (uint32_t)(2 * NT + 3 * ND));
+
+    /* Explicit records: one row per type, to say where a difference is. */
+    g_state = 1;
     for (int k = 0; k < NT; k++) {
-        for (int r = 0; r < ROWS; r++) {
-            fill(x, N);
-            T[k].enc(x, blk, N);
-            memset(y, 0, sizeof y);
-            if (T[k].dec) T[k].dec(blk, y, N);
-            put_u32(f, 0);
-            put_u32(f, (uint32_t)T[k].type);
-            put_u32(f, N);
-            fwrite(x, 4, N, f);
-            fwrite(blk, 1, (size_t)(N / T[k].elems * T[k].bytes), f);
-            fwrite(y, 4, N, f);
-        }
+        g_row(x, N, k);
+        T[k].enc(x, blk, N);
+        memset(y, 0, sizeof(float) * N);
+        if (T[k].dec) T[k].dec(blk, y, N);
+        put_u32(f, 0);
+        put_u32(f, (uint32_t)T[k].type);
+        put_u32(f, N);
+        fwrite(x, 4, N, f);
+        fwrite(blk, 1, (size_t)(N / T[k].elems * T[k].bytes), f);
+        fwrite(y, 4, N, f);
     }
-    const int sizes[3] = {256, 512, 1536};
+    const int sizes[2] = {256, N};
     for (int k = 0; k < ND; k++) {
         const int w = find(D[k].w), ac = find(D[k].a);
-        for (int r = 0; r < 3; r++) {
+        for (int r = 0; r < 2; r++) {
             const int n = sizes[r];
-            fill(x, n);
-            fill(a, n);
+            g_row(x, n, k + r);
+            g_row(a, n, k + r + 3);
             T[w].enc(x, blk, n);
             T[ac].enc(a, ablk, n);
             float s;
@@ -162,6 +191,52 @@ int main(int argc, char **argv) {
             fwrite(ablk, 1, (size_t)(n / T[ac].elems * T[ac].bytes), f);
             fwrite(&s, 4, 1, f);
         }
+    }
+
+    /* Digest records: BIG_ROWS rows of BIG_N regenerated by the test from
+     * the seed; only hashes of ggml's outputs are stored. */
+    for (int k = 0; k < NT; k++) {
+        const uint64_t seed = 1000 + (uint64_t)k;
+        uint64_t hb = G_HASH_INIT, hy = G_HASH_INIT;
+        g_state = seed;
+        for (int r = 0; r < BIG_ROWS; r++) {
+            g_row(x, BIG_N, r);
+            T[k].enc(x, blk, BIG_N);
+            hb = g_hash(hb, blk, (size_t)(BIG_N / T[k].elems * T[k].bytes));
+            if (T[k].dec) {
+                T[k].dec(blk, y, BIG_N);
+                hy = g_hash(hy, y, sizeof(float) * BIG_N);
+            }
+        }
+        put_u32(f, 2);
+        put_u32(f, (uint32_t)T[k].type);
+        put_u32(f, BIG_N);
+        put_u32(f, BIG_ROWS);
+        put_u64(f, seed);
+        put_u64(f, hb);
+        put_u64(f, T[k].dec ? hy : 0);
+    }
+    for (int k = 0; k < ND; k++) {
+        const int w = find(D[k].w), ac = find(D[k].a);
+        const uint64_t seed = 2000 + (uint64_t)k;
+        uint64_t h = G_HASH_INIT;
+        g_state = seed;
+        for (int r = 0; r < BIG_ROWS; r++) {
+            g_row(x, BIG_N, r);
+            g_row(a, BIG_N, r + 2 * (r & 1));
+            T[w].enc(x, blk, BIG_N);
+            T[ac].enc(a, ablk, BIG_N);
+            float s;
+            D[k].dot(BIG_N, &s, 0, blk, 0, ablk, 0, 1);
+            h = g_hash(h, &s, 4);
+        }
+        put_u32(f, 3);
+        put_u32(f, (uint32_t)D[k].w);
+        put_u32(f, BIG_N);
+        put_u32(f, BIG_ROWS);
+        put_u64(f, seed);
+        put_u32(f, (uint32_t)D[k].a);
+        put_u64(f, h);
     }
     return fclose(f) == 0 ? 0 : 1;
 }

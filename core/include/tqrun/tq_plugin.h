@@ -460,10 +460,14 @@ typedef struct tq_model_info {
      * (e.g. Phi-3's <|end|>); -1 terminated, may be NULL. Lives as long as
      * the model. */
     const int32_t *eog_tokens;
-    /* Chat template in the tiny language the core renders, or NULL: see
-     * tq_chat.h in the core. Lives as long as the model. */
-    const char *chat_template;
 } tq_model_info;
+
+/* One message of a conversation, for tq_arch_iface.format_chat. */
+typedef struct tq_chat_message {
+    uint32_t size;
+    const char *role;      /* "system", "user", "assistant"   */
+    const char *content;   /* UTF-8, NUL-terminated           */
+} tq_chat_message;
 
 typedef struct tq_arch_iface {
     uint32_t size;
@@ -479,6 +483,14 @@ typedef struct tq_arch_iface {
      * the logits [n_vocab, n_outputs]. [main] */
     tq_status (*build_graph)(void *model, tq_builder *b, const tq_batch_info *batch,
                              tq_tensor **logits, tq_error *err);
+    /* Optional (NULL: the model has no chat format): renders a conversation
+     * as the prompt text the model was trained on (special tokens written as
+     * their text, to be tokenized with special-token parsing), followed by
+     * the assistant's opening when add_generation_prompt. Writes at most
+     * size bytes (NUL-terminated when they fit) and returns the length the
+     * full text needs, or -1 when a role is not supported. [any] */
+    int64_t (*format_chat)(void *model, const tq_chat_message *msgs, int32_t n_msgs,
+                           int add_generation_prompt, char *buf, int64_t size);
 } tq_arch_iface;
 
 /* ------------------------------------------------------------------------ */
