@@ -48,36 +48,6 @@ static void process_escapes(char *s) {
     *w = 0;
 }
 
-static char *read_text_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tq_cli_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        tq_cli_error("%s: read failed", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* One requested logits row: prompt row `index` (is_gen 0) or the row after
  * feeding generated token `index` (is_gen 1). */
 typedef struct row_req {
@@ -188,7 +158,7 @@ int tq_cmd_generate(int argc, char **argv) {
     }
     size_t plen = 0;
     if (cli.prompt_file) {
-        if (!(prompt = read_text_file(cli.prompt_file, &plen))) goto out;
+        if (!(prompt = tq_cli_read_file(cli.prompt_file, &plen))) goto out;
     } else {
         prompt = strdup(cli.prompt ? cli.prompt : "");
         if (!prompt) goto out;

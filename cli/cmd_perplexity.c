@@ -21,25 +21,6 @@ static double nll_of(const float *logits, int32_t n_vocab, int32_t tok) {
     return -((double)(logits[tok] - mx) - log(sum));
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = 0;
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
 int tq_cmd_perplexity(int argc, char **argv) {
     tq_cli cli;
     int done = 0, rc = 1;
@@ -59,10 +40,7 @@ int tq_cmd_perplexity(int argc, char **argv) {
     if (!tq_config_get(cli.cfg, "runtime", "ctx_size")) tq_config_set(cli.cfg, "runtime", "ctx_size", "512");
     if (tq_cli_start(&cli) || tq_cli_open_session(&cli, &s)) goto out;
     size_t len = 0;
-    if (!(text = slurp(cli.prompt_file, &len))) {
-        tq_cli_error("%s: cannot read", cli.prompt_file);
-        goto out;
-    }
+    if (!(text = tq_cli_read_file(cli.prompt_file, &len))) goto out;
     const tq_tokenizer *tok = tq_session_tokenizer(s);
     const int32_t n_ctx = tq_session_n_ctx(s), n_vocab = tq_session_n_vocab(s);
     double t0 = tq_cli_now();

@@ -64,6 +64,10 @@ void tq_cli_error(const char *fmt, ...)
 #endif
     ;
 
+/* Reads a whole file into a NUL-terminated malloc'd buffer (*len bytes);
+ * on failure prints "PATH: cannot read: <reason>" and returns NULL. */
+char *tq_cli_read_file(const char *path, size_t *len);
+
 /* Monotonic seconds. */
 double tq_cli_now(void);
 

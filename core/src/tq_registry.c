@@ -222,17 +222,25 @@ static void add_env_dirs(tq_registry *r) {
     free(copy);
 }
 
+#if defined(__linux__)
+/* Directory of the running executable into buf; 0 when unknown. */
+static int exe_dir(char *buf, size_t size) {
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash) return 0;
+    *slash = '\0';
+    return 1;
+}
+#endif
+
 /* <exe_dir>/../<libdir>/tqrun/plugins, so an installed tree can be moved. */
 static void add_exe_relative_dir(tq_registry *r) {
 #if defined(__linux__)
     if (TQ_PLUGIN_LIBDIR[0] == '/') return; /* libdir outside the prefix */
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return;
-    *slash = '\0';
+    if (!exe_dir(exe, sizeof exe)) return;
     char dir[PATH_MAX];
     int len = snprintf(dir, sizeof dir, "%s/../%s/tqrun/plugins", exe, TQ_PLUGIN_LIBDIR);
     if (len > 0 && (size_t)len < sizeof dir) push_dir(r, dir, "exe-relative", 0, NULL);
@@ -251,12 +259,7 @@ static int cmp_str(const void *a, const void *b) {
 static void add_build_tree_dirs(tq_registry *r) {
 #if defined(__linux__)
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return;
-    *slash = '\0';
+    if (!exe_dir(exe, sizeof exe)) return;
     char root[PATH_MAX], probe[PATH_MAX];
     if (snprintf(root, sizeof root, "%s/..", exe) >= (int)sizeof root) return;
     if (snprintf(probe, sizeof probe, "%s/meson-private", root) >= (int)sizeof probe) return;
