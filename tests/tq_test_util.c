@@ -78,11 +78,16 @@ tq_test_exec_result tq_test_exec_tqrun(const char *const *args) {
     ck_assert(pid >= 0);
     if (pid == 0) {
         if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr)) _exit(120);
-        const char *argv[64] = {exe};
-        int n = 1;
+        /* In a cross build the executable runs under the emulator that the
+         * cross file names (TQ_EXE_WRAPPER, e.g. qemu-aarch64). */
+        const char *wrapper = getenv("TQ_EXE_WRAPPER");
+        const char *argv[64];
+        int n = 0;
+        if (wrapper && *wrapper) argv[n++] = wrapper;
+        argv[n++] = exe;
         for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
         argv[n] = NULL;
-        execv(exe, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(121);
     }
     int st = 0;

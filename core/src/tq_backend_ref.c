@@ -54,6 +54,18 @@ static const char *row_ptr(const tq_tensor *t, int64_t r) {
     return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
 }
 
+/* Splitting an op over the pool costs a wake-up of every worker (and on a
+ * busy machine a scheduler time slice each): below this many multiply-adds
+ * the op runs on the calling thread alone. */
+#define PARALLEL_MIN_WORK (1 << 18)
+
+static void run_tasks(const tq_host *host, tq_task_fn fn, void *user, double work) {
+    if (work < PARALLEL_MIN_WORK || host->n_threads <= 1)
+        fn(user, 0, 1);
+    else
+        host->parallel_for(fn, user);
+}
+
 static void split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
     int64_t per = (n + nth - 1) / nth;
     *lo = per * ith < n ? per * ith : n;
@@ -167,7 +179,7 @@ static tq_status op_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     }
     t.act = mem;
     t.wtile = (float *)(mem + act_bytes);
-    host->parallel_for(mm_worker, &t);
+    run_tasks(host, mm_worker, &t, (double)t.n_in * (double)t.n_out * (double)t.n_cols);
     return TQ_OK;
 }
 
@@ -348,7 +360,8 @@ static tq_status op_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.work_stride = (size_t)t.n_kv + 2 * (size_t)t.q->ne[0] + 16;
     t.work = scratch(dev, t.work_stride * sizeof(float) * (size_t)host->n_threads);
     if (!t.work) return tq_error_set(err, TQ_ERR_NOMEM, "attention: out of memory");
-    host->parallel_for(att_worker, &t);
+    run_tasks(host, att_worker, &t,
+              2.0 * (double)t.q->ne[0] * (double)t.q->ne[1] * (double)t.q->ne[2] * (double)t.n_kv);
     return TQ_OK;
 }
 
