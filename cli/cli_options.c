@@ -93,13 +93,18 @@ static void print_usage(const char *cmd) {
                "  -f, --file FILE           text to score\n"
                "  --chunks K                score only the first K chunks (default: all)\n"
                "  --first-chunk K           start at chunk K (0-based; default 0)\n"
-               "  --chunk-ppl-out FILE      write 'chunk nll_sum n_scored' lines to FILE\n\n%s",
+               "  --chunk-ppl-out FILE      write 'chunk nll_sum n_scored' lines to FILE\n"
+               "  --kl-save FILE            save the scored rows' log-probabilities (f32)\n"
+               "  --kl-base FILE            KL divergence against a --kl-save file\n\n%s",
                usage_common);
         return;
     }
     printf("usage: tqrun [-m MODEL] [-p PROMPT | -f FILE] [-n N] [options]\n"
+           "       tqrun -m MODEL --chat [-sys SYSTEM] -p MESSAGE [options]\n"
            "       tqrun perplexity -m MODEL -f TEXT [-c N] [options]\n"
            "       tqrun inspect FILE\n"
+           "       tqrun quantize [--allow-requantize] IN.gguf OUT.gguf TYPE [THREADS]\n"
+           "       tqrun bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [options]\n"
            "       tqrun --list-plugins [--plugin-dir DIR] [--config FILE]\n\n"
            "Generates text from a prompt, streaming it to stdout. Without --config, the\n"
            "defaults apply; config/tqrun.ini runs the bundled stories260K model.\n\n"
@@ -117,7 +122,13 @@ static void print_usage(const char *cmd) {
            "  -s, --seed N              sampling seed (default 4294967295 = random)\n"
            "  --ignore-eos              keep generating past end-of-generation tokens\n"
            "  --no-display-prompt       do not echo the prompt\n"
-           "  --no-escape               take -p literally\n\n"
+           "  --no-escape               take -p and -sys literally\n\n"
+           "chat (models with a chat format, e.g. Phi-3):\n"
+           "  --chat                    send -p (or -f) as the user's message in the model's chat\n"
+           "                            format and generate the assistant's reply; special tokens\n"
+           "                            in the formatted text are parsed, and generation stops at\n"
+           "                            the end of the turn (or after -n tokens)\n"
+           "  -sys, --system-prompt T   system message before the user's (implies --chat)\n\n"
            "scripting (for comparisons against reference outputs):\n"
            "  --ids                     print 'prompt_ids: ...' and 'gen_ids: ...' lines to\n"
            "                            stdout instead of text\n"
@@ -221,6 +232,11 @@ int tq_cli_parse(tq_cli *cli, const char *cmd, int argc, char **argv, int *done)
             if (!(cli->prompt = take(argc, argv, &i))) return 1;
         } else if (is(a, "-f", "--file")) {
             if (!(cli->prompt_file = take(argc, argv, &i))) return 1;
+        } else if (is(a, "-sys", "--system-prompt")) {
+            if (!(cli->system_prompt = take(argc, argv, &i))) return 1;
+            cli->chat = 1;
+        } else if (strcmp(a, "--chat") == 0) {
+            cli->chat = 1;
         } else if (strcmp(a, "--plugin-dir") == 0) {
             if (!(cli->plugin_dir = take(argc, argv, &i))) return 1;
         } else if (strcmp(a, "--logits-out") == 0) {

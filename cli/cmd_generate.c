@@ -2,7 +2,9 @@
  * prompt as one batch, then sample and stream tokens until -n, an
  * end-of-generation token or a full context. The scripting flags (--ids,
  * --logits-out) expose ids and logits rows so reference comparisons need no
- * parsing of prose. */
+ * parsing of prose. With --chat the prompt is first rendered as a
+ * conversation ([system,] user, then the assistant's turn) by the arch
+ * plugin's chat format. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,45 @@ static int write_rows(const char *path, const row_req *rows, int n_rows, int32_t
     return ok ? 0 : 1;
 }
 
+/* Replaces *prompt (length *plen) by the conversation [system,] user =
+ * *prompt in the model's chat format, with the assistant's turn opened.
+ * Returns 0, or prints why not and returns 1. */
+static int format_chat(const tq_cli *cli, const tq_session *s, char **prompt, size_t *plen) {
+    tq_chat_message msgs[2];
+    int32_t n = 0;
+    char *sys = NULL;
+    if (cli->system_prompt) {
+        if (!(sys = strdup(cli->system_prompt))) return 1;
+        if (cli->escape) process_escapes(sys);
+        msgs[n++] = (tq_chat_message){sizeof(tq_chat_message), "system", sys};
+    }
+    msgs[n++] = (tq_chat_message){sizeof(tq_chat_message), "user", *prompt};
+    int64_t need = tq_session_format_chat(s, msgs, n, 1, NULL, 0);
+    if (need < 0) {
+        /* Tell "no chat format" from "no system role in it". */
+        if (sys && tq_session_format_chat(s, msgs + 1, 1, 1, NULL, 0) >= 0)
+            tq_cli_error("%s: the model's chat format has no system role (drop -sys)",
+                         cli->model_path);
+        else
+            tq_cli_error("%s: the model (architecture '%s') has no chat format; run without "
+                         "--chat/-sys", cli->model_path, tq_session_arch(s));
+        free(sys);
+        return 1;
+    }
+    char *text = malloc((size_t)need + 1);
+    if (!text || tq_session_format_chat(s, msgs, n, 1, text, need + 1) != need) {
+        tq_cli_error("formatting the chat prompt failed");
+        free(text);
+        free(sys);
+        return 1;
+    }
+    free(sys);
+    free(*prompt);
+    *prompt = text;
+    *plen = (size_t)need;
+    return 0;
+}
+
 static void print_piece(const tq_tokenizer *tok, int32_t id) {
     char buf[256];
     int32_t n = tq_token_to_piece(tok, id, 0, buf, sizeof buf);
@@ -166,6 +207,7 @@ int tq_cmd_generate(int argc, char **argv) {
         plen = strlen(prompt);
     }
     if (tq_cli_open_session(&cli, &s)) goto out;
+    if (cli.chat && format_chat(&cli, s, &prompt, &plen)) goto out;
     const tq_tokenizer *tok = tq_session_tokenizer(s);
     const int32_t n_vocab = tq_session_n_vocab(s), n_ctx = tq_session_n_ctx(s);
 

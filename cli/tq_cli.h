@@ -21,6 +21,9 @@ typedef struct tq_cli {
     const char *prompt;       /* -p                                          */
     const char *prompt_file;  /* -f                                          */
     int escape;               /* process \n, \t, ... in -p (llama.cpp's -e)   */
+    int chat;                 /* --chat: -p is a user message in the model's
+                                 chat format, followed by the assistant's turn */
+    const char *system_prompt;/* -sys: system message (implies --chat)       */
     int verbose;
     int list_plugins;
     int print_ids;            /* --ids                                       */

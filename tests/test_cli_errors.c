@@ -201,7 +201,10 @@ START_TEST(bad_flags) {
 }
 END_TEST
 
+/* The cases below run tests/data/stories260K.gguf, a llama model: without
+ * the llama plugin (-Darch_llama=false) they are skipped, saying so. */
 START_TEST(prompt_longer_than_context) {
+    if (!tq_test_have_arch_llama("prompt_longer_than_context")) return;
     char *model = tq_test_data_path("stories260K.gguf");
     static char prompt[4000];
     for (int i = 0; i < 200; i++) strcat(prompt, "Once upon a time ");
@@ -212,6 +215,7 @@ START_TEST(prompt_longer_than_context) {
 END_TEST
 
 START_TEST(unknown_backend_and_kv) {
+    if (!tq_test_have_arch_llama("unknown_backend_and_kv")) return;
     char *model = tq_test_data_path("stories260K.gguf");
     const char *a1[] = {"-m", model, "--backend", "warp9", "-p", "x", NULL};
     expect_one_error(a1, "warp9");
@@ -222,6 +226,7 @@ START_TEST(unknown_backend_and_kv) {
 END_TEST
 
 START_TEST(good_run_still_works) {
+    if (!tq_test_have_arch_llama("good_run_still_works")) return;
     /* The same harness on a valid run: proves the checks above can pass for
      * the right reason and not because tqrun always fails. */
     char *model = tq_test_data_path("stories260K.gguf");

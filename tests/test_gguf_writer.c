@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "tq_error.h"
 #include "tq_gguf.h"
 #include "tq_gguf_writer.h"
 #include "tq_test_util.h"
@@ -395,6 +397,60 @@ START_TEST(rejects_bad_tensors) {
 }
 END_TEST
 
+/* Streamed tensors: produced at write time, in order, interleaved with
+ * copied ones; a failing producer aborts the write and leaves no file. */
+typedef struct stream_ctx {
+    int calls;
+    int fail_at; /* call number that fails, or -1 */
+} stream_ctx;
+
+static tq_status produce_pattern(void *user, void *dst, uint64_t n, tq_error *err) {
+    stream_ctx *c = user;
+    int k = c->calls++;
+    if (k == c->fail_at) return tq_error_set(err, TQ_ERR_IO, "producer %d failed", k);
+    for (uint64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = (uint8_t)(i * 7 + (uint64_t)k);
+    return TQ_OK;
+}
+
+START_TEST(streamed_tensors) {
+    int64_t ne_a[2] = {64, 3}, ne_b[1] = {5}, ne_c[2] = {256, 2};
+    float small[5] = {1, 2, 3, 4, 5};
+    for (int fail = -1; fail <= 1; fail++) {
+        stream_ctx c = {0, fail};
+        tq_gguf_writer *w = tq_gguf_writer_new(0);
+        ck_assert_int_eq(tq_gguf_writer_add_tensor_stream(w, "a", TQ_TYPE_Q4_0, 2, ne_a,
+                                                          produce_pattern, &c), TQ_OK);
+        ck_assert_int_eq(tq_gguf_writer_add_tensor(w, "b", TQ_TYPE_F32, 1, ne_b, small, 0), TQ_OK);
+        ck_assert_int_eq(tq_gguf_writer_add_tensor_stream(w, "c", TQ_TYPE_Q6_K, 2, ne_c,
+                                                          produce_pattern, &c), TQ_OK);
+        ck_assert_int_ne(tq_gguf_writer_add_tensor_stream(w, "d", TQ_TYPE_F32, 1, ne_b, NULL, &c),
+                         TQ_OK);
+        char *path = tq_test_tmp_path(fail < 0 ? "stream.gguf" : "stream-fail.gguf");
+        tq_error err = {0};
+        tq_status st = tq_gguf_writer_write(w, path, &err);
+        tq_gguf_writer_free(w);
+        if (fail >= 0) {
+            ck_assert_int_eq(st, TQ_ERR_IO);
+            ck_assert_ptr_nonnull(strstr(err.message, "producer"));
+            ck_assert_int_eq(access(path, F_OK), -1);
+            free(path);
+            continue;
+        }
+        ck_assert_msg(st == TQ_OK, "%s", err.message);
+        ck_assert_int_eq(c.calls, 2);
+        tq_gguf *g = open_ok(path);
+        ck_assert_int_eq(tq_gguf_n_tensors(g), 3);
+        const tq_tensor *ta = tq_gguf_find_tensor(g, "a"), *tc = tq_gguf_find_tensor(g, "c");
+        size_t na = tq_type_row_bytes(TQ_TYPE_Q4_0, 64) * 3, nc = tq_type_row_bytes(TQ_TYPE_Q6_K, 256) * 2;
+        for (size_t i = 0; i < na; i++) ck_assert_uint_eq(((uint8_t *)ta->data)[i], (uint8_t)(i * 7));
+        for (size_t i = 0; i < nc; i++) ck_assert_uint_eq(((uint8_t *)tc->data)[i], (uint8_t)(i * 7 + 1));
+        ck_assert_int_eq(memcmp(tq_gguf_find_tensor(g, "b")->data, small, sizeof small), 0);
+        tq_gguf_close(g);
+        free(path);
+    }
+}
+END_TEST
+
 static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
@@ -546,6 +602,7 @@ int main(void) {
     tcase_add_test(tc, setters_replace_remove);
     tcase_add_loop_test(tc, tensors_all_types_aligned, 0, 4);
     tcase_add_test(tc, rejects_bad_tensors);
+    tcase_add_test(tc, streamed_tensors);
     tcase_add_test(tc, failed_write_leaves_nothing);
     tcase_add_test(tc, copied_alignment_follows_writer);
     suite_add_tcase(s, tc);

@@ -119,7 +119,8 @@ int tq_golden_check(const tq_golden_case *c) {
     ck_assert_msg(tq_golden_load(shared, c->golden, &g) == 0, "golden %s", c->golden);
 
     char model[1024], prompt_path[1024];
-    snprintf(model, sizeof model, "%s/models/%s", shared, c->model);
+    if (c->model[0] == '/') snprintf(model, sizeof model, "%s", c->model); /* a derived file */
+    else snprintf(model, sizeof model, "%s/models/%s", shared, c->model);
     char *prompt = NULL;
     if (c->prompt_file) {
         snprintf(prompt_path, sizeof prompt_path, "%s/golden/llamacpp/%s", shared, c->prompt_file);

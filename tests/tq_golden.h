@@ -32,7 +32,7 @@ void tq_golden_free(tq_golden *g);
 /* Options of one comparison. */
 typedef struct tq_golden_case {
     const char *golden;      /* NAME of the golden files                        */
-    const char *model;       /* model file relative to <shared>/models           */
+    const char *model;       /* model file relative to <shared>/models, or absolute */
     const char *prompt;      /* prompt text, or NULL when prompt_file is used   */
     const char *prompt_file; /* relative to <shared>/golden/llamacpp            */
     int32_t n_ctx;

@@ -106,6 +106,15 @@ void tq_test_exec_free(tq_test_exec_result *r) {
     r->out = r->err = NULL;
 }
 
+int tq_test_have_arch_llama(const char *what) {
+    const char *v = getenv("TQ_TEST_ARCH_LLAMA");
+    if (v && strcmp(v, "0") == 0) {
+        printf("%s: skipped: needs the llama plugin, which is not built\n", what);
+        return 0;
+    }
+    return 1;
+}
+
 int tq_test_run(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

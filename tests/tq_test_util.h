@@ -33,6 +33,11 @@ typedef struct tq_test_exec_result {
 tq_test_exec_result tq_test_exec_tqrun(const char *const *args);
 void tq_test_exec_free(tq_test_exec_result *r);
 
+/* 1 when the llama arch plugin is built ($TQ_TEST_ARCH_LLAMA, set by meson
+ * from -Darch_llama). Otherwise prints "<what>: skipped: ..." and returns 0,
+ * for checks that run a llama model (stories260K, generated models). */
+int tq_test_have_arch_llama(const char *what);
+
 /* Runs the suite, returns 0 if all passed, 1 otherwise. */
 int tq_test_run(Suite *s);
 

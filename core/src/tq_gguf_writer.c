@@ -38,9 +38,11 @@ typedef struct wtensor {
     tq_type type;
     int n_dims;
     int64_t ne[TQ_MAX_DIMS];
-    const void *data; /* borrowed or == owned */
+    const void *data; /* borrowed or == owned; NULL when streamed */
     void *owned;
     uint64_t nbytes;
+    tq_gguf_tensor_producer produce; /* streamed: fills the data at write time */
+    void *produce_user;
 } wtensor;
 
 struct tq_gguf_writer {
@@ -251,6 +253,33 @@ tq_status tq_gguf_writer_set_str(tq_gguf_writer *w, const char *key, const char 
     return set_encoded(w, key, TQ_VAL_STRING, &b);
 }
 
+tq_status tq_gguf_writer_set_array(tq_gguf_writer *w, const char *key, tq_value_type elem_type,
+                                   const void *elems, uint64_t n) {
+    size_t es = scalar_size(elem_type);
+    if (es == 0 || (n > 0 && !elems) || n > SIZE_MAX / es) return TQ_ERR_INVALID;
+    buf b = {0};
+    put_u32(&b, (uint32_t)elem_type);
+    put_u64(&b, n);
+    put(&b, elems, (size_t)n * es);
+    return set_encoded(w, key, TQ_VAL_ARRAY, &b);
+}
+
+tq_status tq_gguf_writer_set_str_array(tq_gguf_writer *w, const char *key,
+                                       const char *const *strs, uint64_t n) {
+    if (n > 0 && !strs) return TQ_ERR_INVALID;
+    buf b = {0};
+    put_u32(&b, (uint32_t)TQ_VAL_STRING);
+    put_u64(&b, n);
+    for (uint64_t i = 0; i < n; i++) {
+        if (!strs[i]) {
+            free(b.p);
+            return TQ_ERR_INVALID;
+        }
+        put_str(&b, strs[i], strlen(strs[i]));
+    }
+    return set_encoded(w, key, TQ_VAL_ARRAY, &b);
+}
+
 tq_status tq_gguf_writer_copy_kv(tq_gguf_writer *w, const struct tq_gguf *g, const char *key,
                                  const tq_value *v) {
     if (!v) return TQ_ERR_INVALID;
@@ -331,10 +360,11 @@ tq_status tq_gguf_writer_remove_kv(tq_gguf_writer *w, const char *key) {
 
 /* Only built-in GGUF types: a run-time id of a plugin type means nothing to
  * another process, so writing one would make a file no reader understands. */
-tq_status tq_gguf_writer_add_tensor(tq_gguf_writer *w, const char *name, tq_type type,
-                                    int n_dims, const int64_t *ne, const void *data, int borrow) {
+static tq_status add_tensor(tq_gguf_writer *w, const char *name, tq_type type, int n_dims,
+                            const int64_t *ne, const void *data, int borrow,
+                            tq_gguf_tensor_producer produce, void *produce_user) {
     if (!w || !name || strlen(name) >= GGUF_MAX_NAME || n_dims < 0 || n_dims > TQ_MAX_DIMS ||
-        (n_dims > 0 && !ne) || !data)
+        (n_dims > 0 && !ne) || (!data && !produce))
         return TQ_ERR_INVALID;
     const tq_type_info *ti = tq_type_get(type);
     if (!ti || !tq_type_is_gguf_weight(type)) return TQ_ERR_UNSUPPORTED;
@@ -364,7 +394,10 @@ tq_status tq_gguf_writer_add_tensor(tq_gguf_writer *w, const char *name, tq_type
     t.name = malloc(strlen(name) + 1);
     if (!t.name) return TQ_ERR_NOMEM;
     strcpy(t.name, name);
-    if (borrow) {
+    if (produce) {
+        t.produce = produce;
+        t.produce_user = produce_user;
+    } else if (borrow) {
         t.data = data;
     } else {
         t.owned = malloc((size_t)t.nbytes);
@@ -377,6 +410,18 @@ tq_status tq_gguf_writer_add_tensor(tq_gguf_writer *w, const char *name, tq_type
     }
     w->tensors[w->n_tensors++] = t;
     return TQ_OK;
+}
+
+tq_status tq_gguf_writer_add_tensor(tq_gguf_writer *w, const char *name, tq_type type,
+                                    int n_dims, const int64_t *ne, const void *data, int borrow) {
+    return add_tensor(w, name, type, n_dims, ne, data, borrow, NULL, NULL);
+}
+
+tq_status tq_gguf_writer_add_tensor_stream(tq_gguf_writer *w, const char *name, tq_type type,
+                                           int n_dims, const int64_t *ne,
+                                           tq_gguf_tensor_producer produce, void *user) {
+    if (!produce) return TQ_ERR_INVALID;
+    return add_tensor(w, name, type, n_dims, ne, NULL, 1, produce, user);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -510,12 +555,40 @@ tq_status tq_gguf_writer_write(tq_gguf_writer *w, const char *path, tq_error *er
         return st;
     }
 
+    /* Streamed tensors are produced one at a time into one reused buffer,
+     * so a model larger than memory can be written. */
+    void *stream_buf = NULL;
+    uint64_t stream_cap = 0;
+    tq_error perr = {0};
+    int produce_failed = 0;
     int ok = write_all(fd, front.p, front.n);
     for (size_t i = 0; ok && i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        ok = write_all(fd, t->data, t->nbytes) &&
+        const void *data = t->data;
+        if (t->produce) {
+            if (t->nbytes > stream_cap) {
+                free(stream_buf);
+                stream_buf = malloc((size_t)t->nbytes);
+                stream_cap = stream_buf ? t->nbytes : 0;
+                if (!stream_buf) {
+                    tq_error_set(&perr, TQ_ERR_NOMEM, "%s: out of memory for tensor %s", path,
+                                 t->name);
+                    produce_failed = 1;
+                    ok = 0;
+                    break;
+                }
+            }
+            if (t->produce(t->produce_user, stream_buf, t->nbytes, &perr) != TQ_OK) {
+                produce_failed = 1;
+                ok = 0;
+                break;
+            }
+            data = stream_buf;
+        }
+        ok = write_all(fd, data, t->nbytes) &&
              write_zeros(fd, pad_to(t->nbytes, w->alignment));
     }
+    free(stream_buf);
     /* fsync before rename: otherwise a crash can leave the new name
      * pointing at an empty file. */
     if (ok) ok = fsync(fd) == 0;
@@ -532,6 +605,10 @@ tq_status tq_gguf_writer_write(tq_gguf_writer *w, const char *path, tq_error *er
     if (!ok) {
         unlink(tmp);
         free(tmp);
+        if (produce_failed) {
+            if (err) *err = perr;
+            return perr.code != TQ_OK ? perr.code : TQ_ERR_INVALID;
+        }
         return tq_error_set(err, TQ_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     free(tmp);

@@ -21,6 +21,12 @@ tq_status tq_gguf_writer_set_i32(tq_gguf_writer *w, const char *key, int32_t v);
 tq_status tq_gguf_writer_set_f32(tq_gguf_writer *w, const char *key, float v);
 tq_status tq_gguf_writer_set_bool(tq_gguf_writer *w, const char *key, int v);
 tq_status tq_gguf_writer_set_str(tq_gguf_writer *w, const char *key, const char *v);
+/* Arrays: n scalars of elem_type (raw little-endian elements, copied), or
+ * n NUL-terminated strings. */
+tq_status tq_gguf_writer_set_array(tq_gguf_writer *w, const char *key, tq_value_type elem_type,
+                                   const void *elems, uint64_t n);
+tq_status tq_gguf_writer_set_str_array(tq_gguf_writer *w, const char *key,
+                                       const char *const *strs, uint64_t n);
 /* Copies any value (scalars, strings, arrays incl. string arrays) as read
  * from a tq_gguf; `g` is the file the value belongs to. */
 struct tq_gguf;
@@ -37,6 +43,19 @@ tq_status tq_gguf_writer_remove_kv(tq_gguf_writer *w, const char *key);
  * tq_gguf_writer_write returns. */
 tq_status tq_gguf_writer_add_tensor(tq_gguf_writer *w, const char *name, tq_type type,
                                     int n_dims, const int64_t *ne, const void *data, int borrow);
+
+/* Fills dst (nbytes, the tensor's full size) with a streamed tensor's data;
+ * on failure fills *err and returns non-OK, which aborts the write. */
+typedef tq_status (*tq_gguf_tensor_producer)(void *user, void *dst, uint64_t nbytes,
+                                             tq_error *err);
+
+/* Adds a tensor whose data `produce` computes during tq_gguf_writer_write,
+ * in tensor order, into a buffer the writer reuses: only one streamed
+ * tensor is in memory at a time (quantizing or generating large models).
+ * `user` must stay valid until the write returns. */
+tq_status tq_gguf_writer_add_tensor_stream(tq_gguf_writer *w, const char *name, tq_type type,
+                                           int n_dims, const int64_t *ne,
+                                           tq_gguf_tensor_producer produce, void *user);
 
 /* Writes the file to `path` via a temporary file renamed into place, so a
  * failure never leaves a half-written file. */

@@ -137,6 +137,37 @@ int64_t tq_session_format_chat(const tq_session *s, const tq_chat_message *msgs,
 void tq_session_truncate(tq_session *s, int32_t n_pos) { s->kv->truncate(s->cache, n_pos); }
 uint64_t tq_session_kv_bytes(const tq_session *s) { return s->kv->bytes_used(s->cache); }
 
+tq_status tq_session_kv_fill_synthetic(tq_session *s, int32_t n, uint64_t seed, tq_error *err) {
+    if (n < 0 || n > s->n_ctx)
+        return tq_error_set(err, TQ_ERR_RANGE, "%d synthetic positions do not fit the context of %d",
+                            n, s->n_ctx);
+    s->kv->truncate(s->cache, 0);
+    const int32_t chunk = 256;
+    const size_t row = (size_t)s->info.n_head_kv * (size_t)s->info.head_dim;
+    float *k = malloc(sizeof(float) * row * (size_t)chunk * 2);
+    if (!k) return tq_error_set(err, TQ_ERR_NOMEM, "out of memory");
+    float *v = k + row * (size_t)chunk;
+    tq_status st = TQ_OK;
+    uint64_t x = seed * UINT64_C(0x9e3779b97f4a7c15) + 1;
+    for (int32_t pos = 0; pos < n && st == TQ_OK; pos += chunk) {
+        const int32_t m = n - pos < chunk ? n - pos : chunk;
+        for (int32_t il = 0; il < s->info.n_layer && st == TQ_OK; il++) {
+            /* xorshift64: uniform in [-sqrt(3), sqrt(3)), unit variance */
+            for (size_t i = 0; i < row * (size_t)m * 2; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                k[i] = ((float)(x >> 40) * (1.0f / 16777216.0f) - 0.5f) * 3.4641016f;
+            }
+            /* k and v are adjacent: v starts right after k's m rows */
+            memmove(v, k + row * (size_t)m, sizeof(float) * row * (size_t)m);
+            st = s->kv->append(s->cache, il, pos, m, k, v, err);
+        }
+    }
+    free(k);
+    return st;
+}
+
 /* Builds, plans and runs the graph of one batch. */
 static tq_status decode_batch(tq_session *s, const int32_t *tokens, int32_t n, int32_t pos0,
                               const int32_t *rows, int32_t n_rows, float *logits, tq_error *err) {

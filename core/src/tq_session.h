@@ -55,6 +55,13 @@ tq_status tq_session_decode(tq_session *s, const int32_t *tokens, int32_t n, int
 int64_t tq_session_format_chat(const tq_session *s, const tq_chat_message *msgs, int32_t n,
                                int add_generation_prompt, char *buf, int64_t size);
 
+/* Fills positions 0..n-1 of every layer's cache with synthetic keys and
+ * values (deterministic pseudo-random values of unit scale, from `seed`)
+ * through the KV plugin's append, replacing what was cached: a cache at
+ * depth n without running the prefill, for benchmarks of decoding at
+ * depth. Fails with TQ_ERR_RANGE when n exceeds the context. [main] */
+tq_status tq_session_kv_fill_synthetic(tq_session *s, int32_t n, uint64_t seed, tq_error *err);
+
 /* Forgets cached positions >= n_pos. */
 void tq_session_truncate(tq_session *s, int32_t n_pos);
 /* KV-cache bytes held now, and per cached token. */

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# compare_llamacpp.sh — tqrun against llama.cpp on the same machine, same
+# GGUF files, same thread count, in one run. Writes a markdown report.
+#
+#   PEER_BIN_DIR=/path/to/llama.cpp/build/bin bench/compare_llamacpp.sh [speed|quality|all]
+#
+# PEER_BIN_DIR holds llama-bench, llama-quantize and llama-perplexity built
+# from source (cmake -DGGML_NATIVE=ON, Release); this script only calls them.
+#
+# speed:   tm30m F16 (../shared) and a generated TinyLlama-1.1B-shape model in
+#          Q4_0, Q8_0 and Q4_K_M (quantized by llama-quantize from one F16
+#          file; both tools run the same files): llama-bench and tqrun bench,
+#          -p 512 -n 128, THREADS threads, REPS repetitions, medians of the
+#          per-repetition t/s and their ratio. The Q4_0/Q8_0/Q4_K_M files
+#          tqrun quantize writes from the same F16 file are compared with
+#          llama-quantize's byte for byte.
+# quality: tm30m quantized by both tools per type, each scored with
+#          llama-perplexity (CHUNKS chunks of techdocs-eval at -c 1024; 0 = all)
+#          and the relative difference of the two PPLs.
+#
+# Environment (defaults): TQRUN (build/cli/tqrun), TQGEN
+# (build/tools/tq-gen-model), SHARED (../shared), MODELS (/tmp/tqmodels),
+# THREADS (2), REPS (5), CHUNKS (8), BACKEND (the ini's/default chain; e.g.
+# "x86"), TYPES (quality types), OUT (bench/compare-<host>-<date>.md).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+: "${PEER_BIN_DIR:?set PEER_BIN_DIR to llama.cpp's build/bin}"
+TQRUN=${TQRUN:-$here/build/cli/tqrun}
+TQGEN=${TQGEN:-$here/build/tools/tq-gen-model}
+SHARED=${SHARED:-$here/../shared}
+MODELS=${MODELS:-/tmp/tqmodels}
+THREADS=${THREADS:-2}
+REPS=${REPS:-5}
+CHUNKS=${CHUNKS:-8}
+BACKEND=${BACKEND:-}
+TYPES=${TYPES:-"Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0 Q5_K_M Q4_K_M Q3_K_M Q2_K"}
+OUT=${OUT:-$here/bench/compare-$(hostname)-$(date +%Y%m%d-%H%M).md}
+what=${1:-all}
+
+for exe in "$PEER_BIN_DIR/llama-bench" "$PEER_BIN_DIR/llama-quantize" "$PEER_BIN_DIR/llama-perplexity" "$TQRUN" "$TQGEN"; do
+  [ -x "$exe" ] || { echo "compare_llamacpp.sh: missing $exe" >&2; exit 1; }
+done
+mkdir -p "$MODELS"
+tm30m=$SHARED/models/tm30m-llama-f16.gguf
+text=$SHARED/text/techdocs-eval.txt
+backend_args=()
+[ -n "$BACKEND" ] && backend_args=(--backend "$BACKEND")
+log=$MODELS/compare.log
+: > "$log"
+
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v))' "$@"; }
+
+# llama-bench -o json: median of samples_ts per test, printed as "test median"
+lb() {
+  "$PEER_BIN_DIR/llama-bench" -m "$1" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o json 2>>"$log" |
+    python3 -c '
+import json, statistics, sys
+for r in json.load(sys.stdin):
+    t = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
+    print(t, "%.2f" % statistics.median(r["samples_ts"]))'
+}
+# tqrun bench -o csv: test and median
+tb() {
+  "$TQRUN" bench -m "$1" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o csv "${backend_args[@]}" 2>>"$log" |
+    python3 -c '
+import csv, sys
+for r in csv.DictReader(sys.stdin):
+    print(r["test"], r["ts_median"], r["load_ms"], r["backend"])'
+}
+
+{
+  echo "# tqrun vs llama.cpp — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores online; threads used: $THREADS"
+  echo "- llama.cpp: $PEER_BIN_DIR ($("$PEER_BIN_DIR/llama-bench" --version 2>&1 | head -1 || true))"
+  echo "- tqrun: $TQRUN ($("$TQRUN" --version)); backend chain: ${BACKEND:-default}"
+  echo "- repetitions: $REPS; t/s = median over repetitions"
+  echo
+} > "$OUT"
+
+if [ "$what" = speed ] || [ "$what" = all ]; then
+  f16=$MODELS/tinyllama-1.1b-f16.gguf
+  [ -f "$f16" ] || "$TQGEN" --preset tinyllama-1.1b --type F16 -t "$THREADS" -o "$f16" >>"$log"
+  {
+    echo "## Quantizer output, tqrun quantize vs llama-quantize (from $(basename "$f16"))"
+    echo
+    echo "| type | files | differing bytes |"
+    echo "| --- | --- | ---: |"
+  } >> "$OUT"
+  files=("$tm30m")
+  for t in Q4_0 Q8_0 Q4_K_M; do
+    lc=$MODELS/tinyllama-1.1b-$t.lc.gguf tq=$MODELS/tinyllama-1.1b-$t.tq.gguf
+    [ -f "$lc" ] || "$PEER_BIN_DIR/llama-quantize" "$f16" "$lc" "$t" "$THREADS" >>"$log" 2>&1
+    [ -f "$tq" ] || "$TQRUN" quantize "$f16" "$tq" "$t" "$THREADS" >>"$log" 2>&1
+    if cmp -s "$lc" "$tq"; then d=0; same=identical; else d=$(cmp -l "$lc" "$tq" 2>/dev/null | wc -l); same=differ; fi
+    echo "| $t | $same | $d |" >> "$OUT"
+    files+=("$lc")
+  done
+  {
+    echo
+    echo "## Speed: $THREADS threads, -p 512 / -n 128, same files"
+    echo
+    echo "| model | test | llama.cpp t/s | tqrun t/s | tqrun / llama.cpp | tqrun backend | tqrun load ms |"
+    echo "| --- | --- | ---: | ---: | ---: | --- | ---: |"
+  } >> "$OUT"
+  for f in "${files[@]}"; do
+    declare -A L=()
+    while read -r t v; do L[$t]=$v; done < <(lb "$f")
+    while read -r t v load be; do
+      r=$(python3 -c "print('%.3f' % ($v / ${L[$t]}))")
+      echo "| $(basename "$f") | $t | ${L[$t]} | $v | $r | $be | $load |" >> "$OUT"
+    done < <(tb "$f")
+    unset L
+  done
+  echo >> "$OUT"
+fi
+
+if [ "$what" = quality ] || [ "$what" = all ]; then
+  chunk_args=()
+  [ "$CHUNKS" != 0 ] && chunk_args=(--chunks "$CHUNKS")
+  ppl() {
+    "$PEER_BIN_DIR/llama-perplexity" -m "$1" -f "$text" -c 1024 -t "$THREADS" "${chunk_args[@]}" 2>&1 |
+      tee -a "$log" | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'
+  }
+  base=$(ppl "$tm30m")
+  {
+    echo "## Quantizer quality: tm30m, llama-perplexity on techdocs-eval, -c 1024, chunks: ${CHUNKS/#0/all}"
+    echo
+    echo "F16 (unquantized): PPL $base"
+    echo
+    echo "| type | llama-quantize PPL | tqrun quantize PPL | relative difference | files |"
+    echo "| --- | ---: | ---: | ---: | --- |"
+  } >> "$OUT"
+  for t in $TYPES; do
+    lc=$MODELS/tm30m-$t.lc.gguf tq=$MODELS/tm30m-$t.tq.gguf
+    "$PEER_BIN_DIR/llama-quantize" "$tm30m" "$lc" "$t" "$THREADS" >>"$log" 2>&1
+    "$TQRUN" quantize "$tm30m" "$tq" "$t" "$THREADS" >>"$log" 2>&1
+    if cmp -s "$lc" "$tq"; then same=identical; else same=differ; fi
+    a=$(ppl "$lc")
+    if [ "$same" = identical ]; then b=$a; else b=$(ppl "$tq"); fi
+    rel=$(python3 -c "print('%+.3f%%' % (100 * ($b - $a) / $a))")
+    echo "| $t | $a | $b | $rel | $same |" >> "$OUT"
+  done
+  echo >> "$OUT"
+fi
+echo "wrote $OUT (log: $log)"

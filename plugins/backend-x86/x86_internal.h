@@ -1,0 +1,137 @@
+/* x86_internal.h — what the files of the x86 backend share: the device, the
+ * op entry points and the small SIMD helpers every kernel uses.
+ *
+ * The same sources are built twice (meson.build): once with AVX2+FMA+F16C
+ * and once with AVX-512 F/BW/VL/VNNI. Code that differs between the two
+ * tests the compiler's __AVX512VNNI__ / __AVX512F__ macros; everything else
+ * is AVX2 and runs in both. */
+#ifndef X86_INTERNAL_H
+#define X86_INTERNAL_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <tqrun/tq_plugin.h>
+
+#if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
+#error "backend-x86 must be compiled with -mavx2 -mfma -mf16c (or the AVX-512 flags)"
+#endif
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define X86_VNNI 1
+#define X86_VARIANT "avx512"
+#else
+#define X86_VNNI 0
+#define X86_VARIANT "avx2"
+#endif
+
+#define X86_INLINE static inline __attribute__((always_inline))
+
+typedef struct x86_state {
+    const tq_host *host;
+} x86_state;
+
+struct tq_device {
+    x86_state *st;
+    void *scratch;       /* per-call working memory, grown on demand */
+    size_t scratch_size;
+};
+
+/* Fills *err (message prefixed "x86: ") and returns code. */
+tq_status x86_error(tq_error *err, tq_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Working memory of at least `bytes` (64-byte aligned), valid until the next
+ * call; NULL when out of memory. [main] */
+void *x86_scratch(tq_device *dev, size_t bytes);
+
+/* ---- ops (x86_matmul.c, x86_ops.c) --------------------------------------- */
+
+/* 1 when x86_mul_mat runs this MUL_MAT node (weight type and shapes). */
+int x86_mul_mat_supported(const tq_tensor *node);
+tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err);
+
+int x86_attention_supported(const tq_tensor *node);
+tq_status x86_attention(tq_device *dev, tq_tensor *dst, tq_error *err);
+tq_status x86_get_rows(tq_device *dev, tq_tensor *dst, tq_error *err);
+void x86_rms_norm(tq_device *dev, tq_tensor *dst);
+void x86_rope(tq_device *dev, tq_tensor *dst);
+void x86_binary(tq_device *dev, tq_tensor *dst);   /* ADD, MUL  */
+void x86_unary(tq_device *dev, tq_tensor *dst);    /* SCALE, SILU, SWIGLU */
+void x86_view_rows(tq_device *dev, tq_tensor *dst);
+
+/* ---- activation encoders (x86_quant.c) ----------------------------------- */
+
+/* Bit-identical to the core's tq_quantize_row_q8_0 / q8_1 / q8_K; n is a
+ * multiple of the block size. [any] */
+void x86_quantize_q8_0(const float *x, void *y, int64_t n);
+void x86_quantize_q8_1(const float *x, void *y, int64_t n);
+void x86_quantize_q8_K(const float *x, void *y, int64_t n);
+/* x rounded through f16 / bf16 and back (what ggml feeds f16/bf16 dots). */
+void x86_round_f16(const float *x, float *y, int64_t n);
+void x86_round_bf16(const float *x, float *y, int64_t n);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static inline int64_t x86_nrows(const tq_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+/* Row r of a tensor whose rows (dims 1..3 flattened) are laid out by nb. */
+static inline const char *x86_row(const tq_tensor *t, int64_t r) {
+    const int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
+    return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
+}
+
+/* [lo, hi) of n items for thread ith of nth, in chunks that are multiples of
+ * `align` (except the last). */
+static inline void x86_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    per = (per + align - 1) / align * align;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+/* 1 when the f32 tensor's elements are contiguous (rows back to back). */
+static inline int x86_contiguous(const tq_tensor *t) {
+    return t->nb[0] == sizeof(float) && t->nb[1] == (size_t)t->ne[0] * sizeof(float) &&
+           t->nb[2] == t->nb[1] * (size_t)t->ne[1] && t->nb[3] == t->nb[2] * (size_t)t->ne[2];
+}
+
+X86_INLINE float x86_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+/* Round to nearest even, as the core's tq_f32_to_f16 (equal for non-NaN). */
+X86_INLINE uint16_t x86_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+
+X86_INLINE float x86_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+X86_INLINE int32_t x86_hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* acc + sums of 4 adjacent u8 x s8 products (32 pairs -> 8 int32 lanes).
+ * Exact as long as no pair of products exceeds int16 (AVX2's maddubs
+ * saturates); every caller stays within |u| <= 128, |s| <= 127. */
+X86_INLINE __m256i x86_dot_us8(__m256i acc, __m256i u, __m256i s) {
+#if X86_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* The same for two signed operands: |x| times y with x's sign moved over. */
+X86_INLINE __m256i x86_dot_s8(__m256i acc, __m256i x, __m256i y) {
+    return x86_dot_us8(acc, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+#endif

@@ -1,0 +1,550 @@
+/* x86_matmul.c — MUL_MAT: dst[n_out, t] = W[n_in, n_out] . X[n_in, t].
+ *
+ * As in ggml and the ref backend, every activation column is first encoded
+ * ONCE per node into the weight's vec_dot format (q8_0 for q4_0/q5_0/q8_0,
+ * q8_1 for q4_1/q5_1, q8_K for the K-quants, f32 rounded through f16/bf16
+ * for those weights, plain f32 for f32). The products are then integer dot
+ * products per block (AVX2 maddubs, or AVX-512 VNNI dpbusd), scaled by the
+ * block's two float scales and accumulated in float lanes.
+ *
+ * Tiling: one kernel call multiplies up to MR weight rows with up to NC = 4
+ * activation columns, so each weight block is loaded and unpacked once per 4
+ * columns (float weights also share each activation load over 2 rows). A thread owns a range of output rows; inside it, rows go in
+ * blocks of ROW_BLOCK (which stay in L1/L2) against column blocks of
+ * COL_BLOCK (whose encoded activations stay in L2). Decoding (t = 1) is the
+ * same loop with one column: a GEMV split over rows.
+ *
+ * Exactness: the integer sum of each block equals the scalar kernels' of
+ * core/src/tq_quants*.c; only the float accumulation order differs (8 lanes
+ * and FMA here), which the conformance test bounds. */
+#include "x86_blocks.h"
+#include "x86_internal.h"
+
+#define NC 4          /* activation columns per kernel call            */
+#define MR 2          /* weight rows per kernel call (float weights)   */
+#define ROW_BLOCK 16
+#define COL_BLOCK 64
+
+/* nr (1..MR) weight rows w[0..nr) times nc (1..NC) encoded activation
+ * columns a[0..nc); out[r * NC + c]. */
+typedef void (*dot_fn)(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
+                       float *out);
+
+/* Instantiates a one-row kernel for each column count so its column loops
+ * unroll, and runs it row by row (the block kernels' work is dominated by
+ * unpacking the weights, which rows cannot share). */
+#define DOT_ENTRY(name, kernel, ...)                                                         \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
+                     float *out) {                                                          \
+        for (int r = 0; r < nr; r++) {                                                      \
+            switch (nc) {                                                                   \
+            case 4: kernel(n, w[r], a, 4, out + r * NC, __VA_ARGS__); break;                \
+            case 3: kernel(n, w[r], a, 3, out + r * NC, __VA_ARGS__); break;                \
+            case 2: kernel(n, w[r], a, 2, out + r * NC, __VA_ARGS__); break;                \
+            default: kernel(n, w[r], a, 1, out + r * NC, __VA_ARGS__); break;               \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+/* ---- float weights -------------------------------------------------------- */
+
+enum { WF_F32, WF_F16, WF_BF16 };
+
+X86_INLINE __m256 load_w8(const void *w, int64_t i, const int T) {
+    if (T == WF_F32) return _mm256_loadu_ps((const float *)w + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (T == WF_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+X86_INLINE float load_w1(const void *w, int64_t i, const int T) {
+    if (T == WF_F32) return ((const float *)w)[i];
+    const uint16_t h = ((const uint16_t *)w)[i];
+    if (T == WF_F16) return x86_f16_to_f32(h);
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Activations are f32 (already rounded through f16/bf16 for those weights,
+ * so every product is the one ggml forms). A register tile of nr <= 2 rows
+ * x nc <= 2 columns, each output summed in two 8-lane FMA chains (even and
+ * odd groups of 8) that are added before the horizontal sum: 8 accumulators
+ * plus the loads fit the 16 AVX2 registers, each step loads 2 weight and 2
+ * activation vectors per 4 FMAs, and every output's rounding is the same
+ * whatever the tile (so a column's result does not depend on how many
+ * columns the batch has). */
+X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const void *const *a,
+                          const int nc, float *out, const int T) {
+    __m256 acc[2][2], acc2[2][2];
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) acc[r][c] = acc2[r][c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 wv[2], wv2[2];
+        for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T), wv2[r] = load_w8(w[r], i + 8, T);
+        for (int c = 0; c < nc; c++) {
+            const __m256 av = _mm256_loadu_ps((const float *)a[c] + i);
+            const __m256 av2 = _mm256_loadu_ps((const float *)a[c] + i + 8);
+            for (int r = 0; r < nr; r++) {
+                acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
+                acc2[r][c] = _mm256_fmadd_ps(wv2[r], av2, acc2[r][c]);
+            }
+        }
+    }
+    for (; i + 8 <= n; i += 8)
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = load_w8(w[r], i, T);
+            for (int c = 0; c < nc; c++)
+                acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)a[c] + i), acc[r][c]);
+        }
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) out[r * NC + c] = x86_hsum(_mm256_add_ps(acc[r][c], acc2[r][c]));
+    for (; i < n; i++)
+        for (int r = 0; r < nr; r++) {
+            const float wf = load_w1(w[r], i, T);
+            for (int c = 0; c < nc; c++) out[r * NC + c] += wf * ((const float *)a[c])[i];
+        }
+}
+
+/* The driver's nr x nc (up to MR x NC) as 2 x 2 tiles. */
+#define FLOAT_ENTRY(name, T)                                                                 \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
+                     float *out) {                                                          \
+        for (int r = 0; r < nr; r += 2)                                                     \
+            for (int c = 0; c < nc; c += 2) {                                               \
+                const int tr = nr - r < 2 ? 1 : 2, tc = nc - c < 2 ? 1 : 2;                 \
+                float *o = out + r * NC + c;                                                \
+                if (tr == 2 && tc == 2) dot_float(n, w + r, 2, a + c, 2, o, T);             \
+                else if (tr == 2) dot_float(n, w + r, 2, a + c, 1, o, T);                   \
+                else if (tc == 2) dot_float(n, w + r, 1, a + c, 2, o, T);                   \
+                else dot_float(n, w + r, 1, a + c, 1, o, T);                                \
+            }                                                                               \
+    }
+
+FLOAT_ENTRY(dot_f32, WF_F32)
+FLOAT_ENTRY(dot_f16, WF_F16)
+FLOAT_ENTRY(dot_bf16, WF_BF16)
+
+/* ---- 32-element block formats --------------------------------------------- */
+
+enum { W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q8_0 };
+
+/* Byte j of the result = bit j of x, as 0x00 / 0xFF. */
+X86_INLINE __m256i bits_to_bytes(uint32_t x) {
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                            0x0202020202020202, 0x0303030303030303);
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    const __m256i bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
+}
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles are elements 0..15, high
+ * nibbles 16..31 (the layout of every 32-element 4/5-bit format). */
+X86_INLINE __m256i nibbles(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+X86_INLINE uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Signed formats (q4_0, q5_0, q8_0) are unpacked to int8 and dotted with
+ * q8_0 by the sign trick; unsigned ones (q4_1, q5_1) to uint8 dotted with
+ * q8_1, plus the weight's min times the activation's d*sum(q). */
+X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int nc, float *out,
+                       const int T) {
+    const int has_min = T == W_Q4_1 || T == W_Q5_1;
+    __m256 acc[NC];
+    float accm[NC];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / X86_QK; i++) {
+        __m256i q;
+        float dw, mw = 0.0f;
+        if (T == W_Q4_0) {
+            const x86_block_q4_0 *b = (const x86_block_q4_0 *)w + i;
+            q = _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
+            dw = x86_f16_to_f32(b->d);
+        } else if (T == W_Q4_1) {
+            const x86_block_q4_1 *b = (const x86_block_q4_1 *)w + i;
+            q = nibbles(b->qs);
+            dw = x86_f16_to_f32(b->d);
+            mw = x86_f16_to_f32(b->m);
+        } else if (T == W_Q5_0) {
+            const x86_block_q5_0 *b = (const x86_block_q5_0 *)w + i;
+            /* (nibble | bit4) - 16: the nibble with 0xF0 or-ed in where bit 4 is clear */
+            const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
+            q = _mm256_or_si256(nibbles(b->qs), hi);
+            dw = x86_f16_to_f32(b->d);
+        } else if (T == W_Q5_1) {
+            const x86_block_q5_1 *b = (const x86_block_q5_1 *)w + i;
+            const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
+            q = _mm256_or_si256(nibbles(b->qs), hi);
+            dw = x86_f16_to_f32(b->d);
+            mw = x86_f16_to_f32(b->m);
+        } else {
+            const x86_block_q8_0 *b = (const x86_block_q8_0 *)w + i;
+            q = _mm256_loadu_si256((const __m256i *)b->qs);
+            dw = x86_f16_to_f32(b->d);
+        }
+        for (int c = 0; c < nc; c++) {
+            __m256i p;
+            float da;
+            if (has_min) {
+                const x86_block_q8_1 *y = (const x86_block_q8_1 *)a[c] + i;
+                p = x86_dot_us8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
+                da = x86_f16_to_f32(y->d);
+                accm[c] += mw * x86_f16_to_f32(y->s);
+            } else {
+                const x86_block_q8_0 *y = (const x86_block_q8_0 *)a[c] + i;
+                p = x86_dot_s8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
+                da = x86_f16_to_f32(y->d);
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
+}
+
+DOT_ENTRY(dot_q4_0, dot_32, W_Q4_0)
+DOT_ENTRY(dot_q4_1, dot_32, W_Q4_1)
+DOT_ENTRY(dot_q5_0, dot_32, W_Q5_0)
+DOT_ENTRY(dot_q5_1, dot_32, W_Q5_1)
+DOT_ENTRY(dot_q8_0, dot_32, W_Q8_0)
+
+/* ---- K-quants (256-element super-blocks, activations q8_K) ---------------- */
+
+/* The 6-bit scale and min of sub-block j of a q4_K/q5_K block (see
+ * get_scale_min_k4 in core/src/tq_quants_k.c). */
+static inline void scale_min_k4(int j, const uint8_t *s, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* Two int16 scales: a for the low 16 bytes of a 32-byte run, b for the high. */
+X86_INLINE __m256i scale_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+/* Sum over 16 groups of int16 x[g] * bsums[g], as 8 int32 lanes. */
+X86_INLINE __m256i bsum_dot(__m256i x16, const x86_block_q8_K *y) {
+    return _mm256_madd_epi16(x16, _mm256_loadu_si256((const __m256i *)y->bsums));
+}
+
+/* q4_K (five = 0) and q5_K (five = 1): 8 sub-blocks of 32 with 6-bit scale
+ * and min; the min part goes through the activation's bsums. */
+X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const int nc, float *out,
+                          const int five) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc[NC];
+    float accm[NC];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / X86_QK_K; i++) {
+        const uint8_t *scb, *qs;
+        uint16_t xd, xdmin;
+        __m256i hb = _mm256_setzero_si256();
+        if (five) {
+            const x86_block_q5_K *b = (const x86_block_q5_K *)w + i;
+            scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
+            hb = _mm256_loadu_si256((const __m256i *)b->qh);
+        } else {
+            const x86_block_q4_K *b = (const x86_block_q4_K *)w + i;
+            scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
+        }
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) scale_min_k4(j, scb, &sc[j], &mn[j]);
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_setr_epi8(
+            (char)mn[0], (char)mn[0], (char)mn[1], (char)mn[1], (char)mn[2], (char)mn[2], (char)mn[3], (char)mn[3],
+            (char)mn[4], (char)mn[4], (char)mn[5], (char)mn[5], (char)mn[6], (char)mn[6], (char)mn[7], (char)mn[7]));
+        __m256i isum[NC];
+        for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) { /* 64 elements: 32 bytes of nibbles */
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4));
+                hb = _mm256_srli_epi16(hb, 2);
+            }
+            const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int c = 0; c < nc; c++) {
+                const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 64 * j;
+                const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)), s_lo);
+                const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32))), s_hi);
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(plo, phi));
+            }
+        }
+        const float d = x86_f16_to_f32(xd), dmin = x86_f16_to_f32(xdmin);
+        for (int c = 0; c < nc; c++) {
+            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            accm[c] -= (dmin * y->d) * (float)x86_hsum_i32(bsum_dot(mins16, y));
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
+}
+
+DOT_ENTRY(dot_q4_K, dot_q45_K, 0)
+DOT_ENTRY(dot_q5_K, dot_q45_K, 1)
+
+/* q6_K: 6-bit quants q in 0..63 standing for q - 32, int8 scale per 16.
+ * Dotted as unsigned, then 32 * sum(scale * bsum) subtracted. */
+X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const int nc, float *out,
+                           const int unused) {
+    (void)unused;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc[NC];
+    for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / X86_QK_K; i++) {
+        const x86_block_q6_K *b = (const x86_block_q6_K *)w + i;
+        __m256i isum[NC];
+        for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qa = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            const int8_t *sc = b->scales + 8 * h;
+            for (int k = 0; k < 4; k++) {
+                const __m256i s = scale_pair(sc[2 * k], sc[2 * k + 1]);
+                for (int c = 0; c < nc; c++) {
+                    const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * k;
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)y)), s));
+                }
+            }
+        }
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        const float d = x86_f16_to_f32(b->d);
+        for (int c = 0; c < nc; c++) {
+            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(bsum_dot(sc16, y), 5));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]);
+}
+
+DOT_ENTRY(dot_q6_K, dot_q6_K_k, 0)
+
+/* q2_K (three = 0) and q3_K (three = 1) share the 2-bit layout: byte l of
+ * each 32-byte run holds elements l, l+32, l+64, l+96 of a 128-half; groups
+ * of 16 have their own scale. q3_K adds a high bit (hmask) with the value
+ * q + 4*hbit - 4, and 6-bit signed scales; q2_K has 4-bit scales and mins. */
+X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const int nc, float *out,
+                          const int three) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256 acc[NC];
+    float accm[NC];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / X86_QK_K; i++) {
+        int16_t sc[16];
+        __m256i sc16, mins16 = _mm256_setzero_si256(), hm = _mm256_setzero_si256();
+        const uint8_t *qs;
+        float dw, dminw = 0.0f;
+        if (three) {
+            const x86_block_q3_K *b = (const x86_block_q3_K *)w + i;
+            for (int g = 0; g < 16; g++) {
+                const int low4 = g < 8 ? b->scales[g] & 0x0F : b->scales[g - 8] >> 4;
+                const int high2 = (b->scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+                sc[g] = (int16_t)((low4 | high2 << 4) - 32);
+            }
+            hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+            qs = b->qs;
+            dw = x86_f16_to_f32(b->d);
+        } else {
+            const x86_block_q2_K *b = (const x86_block_q2_K *)w + i;
+            for (int g = 0; g < 16; g++) sc[g] = (int16_t)(b->scales[g] & 0x0F);
+            const __m128i raw = _mm_loadu_si128((const __m128i *)b->scales);
+            mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+            qs = b->qs;
+            dw = x86_f16_to_f32(b->d);
+            dminw = x86_f16_to_f32(b->dmin);
+        }
+        sc16 = _mm256_loadu_si256((const __m256i *)sc);
+        __m256i isum[NC];
+        for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int s = 0; s < 4; s++) {
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * s), m3);
+                if (three) {
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
+                    hm = _mm256_srli_epi16(hm, 1);
+                }
+                const __m256i s2 = scale_pair(sc[8 * h + 2 * s], sc[8 * h + 2 * s + 1]);
+                for (int c = 0; c < nc; c++) {
+                    const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * s;
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y)), s2));
+                }
+            }
+        }
+        for (int c = 0; c < nc; c++) {
+            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            if (three) {
+                isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(bsum_dot(sc16, y), 2));
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            } else {
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dw), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+                accm[c] -= (y->d * dminw) * (float)x86_hsum_i32(bsum_dot(mins16, y));
+            }
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
+}
+
+DOT_ENTRY(dot_q2_K, dot_q23_K, 0)
+DOT_ENTRY(dot_q3_K, dot_q23_K, 1)
+
+/* ---- the driver ----------------------------------------------------------- */
+
+/* How activations are encoded for a weight type. */
+enum { ACT_F32, ACT_F16, ACT_BF16, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K };
+
+typedef struct mm_type {
+    tq_type type;
+    int32_t blk;  /* weight elements per block (n_in must be a multiple) */
+    int act;
+    dot_fn dot;
+} mm_type;
+
+static const mm_type mm_types[] = {
+    {TQ_TYPE_F32, 1, ACT_F32, dot_f32},       {TQ_TYPE_F16, 1, ACT_F16, dot_f16},
+    {TQ_TYPE_BF16, 1, ACT_BF16, dot_bf16},    {TQ_TYPE_Q4_0, 32, ACT_Q8_0, dot_q4_0},
+    {TQ_TYPE_Q4_1, 32, ACT_Q8_1, dot_q4_1},   {TQ_TYPE_Q5_0, 32, ACT_Q8_0, dot_q5_0},
+    {TQ_TYPE_Q5_1, 32, ACT_Q8_1, dot_q5_1},   {TQ_TYPE_Q8_0, 32, ACT_Q8_0, dot_q8_0},
+    {TQ_TYPE_Q2_K, 256, ACT_Q8_K, dot_q2_K},  {TQ_TYPE_Q3_K, 256, ACT_Q8_K, dot_q3_K},
+    {TQ_TYPE_Q4_K, 256, ACT_Q8_K, dot_q4_K},  {TQ_TYPE_Q5_K, 256, ACT_Q8_K, dot_q5_K},
+    {TQ_TYPE_Q6_K, 256, ACT_Q8_K, dot_q6_K},
+};
+
+static const mm_type *mm_type_of(tq_type t) {
+    for (size_t i = 0; i < sizeof mm_types / sizeof mm_types[0]; i++)
+        if (mm_types[i].type == t) return &mm_types[i];
+    return NULL;
+}
+
+/* Bytes of one encoded activation column, padded to a cache line. */
+static size_t act_bytes(int act, int64_t n) {
+    size_t b;
+    switch (act) {
+    case ACT_Q8_0: b = (size_t)(n / X86_QK) * sizeof(x86_block_q8_0); break;
+    case ACT_Q8_1: b = (size_t)(n / X86_QK) * sizeof(x86_block_q8_1); break;
+    case ACT_Q8_K: b = (size_t)(n / X86_QK_K) * sizeof(x86_block_q8_K); break;
+    default: b = (size_t)n * sizeof(float); break;
+    }
+    return (b + 63) / 64 * 64;
+}
+
+int x86_mul_mat_supported(const tq_tensor *node) {
+    const tq_tensor *w = node->src[0], *x = node->src[1];
+    if (!w || !x || !w->data || !x->data || !node->data) return 0;
+    const mm_type *mt = mm_type_of(w->type);
+    return mt && x->type == TQ_TYPE_F32 && node->type == TQ_TYPE_F32 && x->nb[0] == sizeof(float) &&
+           w->ne[0] == x->ne[0] && w->ne[0] % mt->blk == 0 && w->ne[2] == 1 && w->ne[3] == 1 &&
+           node->ne[0] == w->ne[1] && x86_nrows(x) == x86_nrows(node) && x86_contiguous(node);
+}
+
+typedef struct mm_task {
+    const tq_tensor *w, *x;
+    const mm_type *mt;
+    char *act;          /* encoded columns */
+    size_t act_stride;
+    float *dst;
+    int64_t n_in, n_out, n_cols;
+} mm_task;
+
+static void encode_column(const mm_task *t, int64_t c) {
+    const float *x = (const float *)x86_row(t->x, c);
+    char *out = t->act + (size_t)c * t->act_stride;
+    switch (t->mt->act) {
+    case ACT_Q8_0: x86_quantize_q8_0(x, out, t->n_in); break;
+    case ACT_Q8_1: x86_quantize_q8_1(x, out, t->n_in); break;
+    case ACT_Q8_K: x86_quantize_q8_K(x, out, t->n_in); break;
+    case ACT_F16: x86_round_f16(x, (float *)out, t->n_in); break;
+    case ACT_BF16: x86_round_bf16(x, (float *)out, t->n_in); break;
+    default: memcpy(out, x, (size_t)t->n_in * sizeof(float)); break;
+    }
+}
+
+static void encode_worker(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    x86_split(t->n_cols, ith, nth, 1, &lo, &hi);
+    for (int64_t c = lo; c < hi; c++) encode_column(t, c);
+}
+
+static void mm_worker(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    x86_split(t->n_out, ith, nth, MR, &lo, &hi);
+    const dot_fn dot = t->mt->dot;
+    for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
+        const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
+        for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
+            const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
+            for (int64_t c = c0; c < c1; c += NC) {
+                const int nc = c1 - c < NC ? (int)(c1 - c) : NC;
+                const void *a[NC];
+                for (int k = 0; k < nc; k++) a[k] = t->act + (size_t)(c + k) * t->act_stride;
+                for (int64_t r = r0; r < r1; r += MR) {
+                    const int nr = r1 - r < MR ? (int)(r1 - r) : MR;
+                    const void *w[MR];
+                    float out[MR * NC];
+                    for (int j = 0; j < nr; j++) w[j] = x86_row(t->w, r + j);
+                    dot(t->n_in, w, nr, a, nc, out);
+                    for (int j = 0; j < nr; j++)
+                        for (int k = 0; k < nc; k++) t->dst[(c + k) * t->n_out + r + j] = out[j * NC + k];
+                }
+            }
+        }
+    }
+}
+
+tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
+    const tq_host *host = dev->st->host;
+    mm_task t;
+    t.w = dst->src[0];
+    t.x = dst->src[1];
+    t.mt = mm_type_of(t.w->type);
+    t.n_in = t.w->ne[0];
+    t.n_out = t.w->ne[1];
+    t.n_cols = x86_nrows(t.x);
+    t.dst = dst->data;
+    t.act_stride = act_bytes(t.mt->act, t.n_in);
+    t.act = x86_scratch(dev, t.act_stride * (size_t)t.n_cols);
+    if (!t.act)
+        return x86_error(err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
+                         (long long)t.n_cols);
+    /* One column is cheaper to encode here than to hand to the pool. */
+    if (t.n_cols == 1)
+        encode_column(&t, 0);
+    else
+        host->parallel_for(encode_worker, &t);
+    host->parallel_for(mm_worker, &t);
+    return TQ_OK;
+}

@@ -1,0 +1,247 @@
+/* turbo_codec.c — row encode/decode and the scalar reference kernels
+ * (see turbo_codec.h for the formats). */
+#include "turbo_codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "turbo_half.h"
+#include "turbo_rotation.h"
+
+#define Q8_BLOCK 32
+
+static size_t row_bytes_of(turbo_kind kind, int32_t bits, int32_t d) {
+    switch (kind) {
+    case TURBO_F16: return (size_t)d * 2;
+    case TURBO_Q8_0: return (size_t)((d + Q8_BLOCK - 1) / Q8_BLOCK) * 2 + (size_t)d;
+    case TURBO_TQ: return 2 + (size_t)d * (size_t)bits / 8;
+    }
+    return 0;
+}
+
+int turbo_codec_init(turbo_codec *c, const char *name, int32_t d, char *why, size_t why_size) {
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    if (!name) name = "(none)";
+    if (strcmp(name, "f16") == 0) {
+        c->kind = TURBO_F16;
+        c->bits = 16;
+    } else if (strcmp(name, "q8_0") == 0) {
+        c->kind = TURBO_Q8_0;
+        c->bits = 8;
+    } else if (strncmp(name, "tq", 2) == 0 && name[2] >= '0' && name[2] <= '9' && name[3] == 0) {
+        c->kind = TURBO_TQ;
+        c->bits = name[2] - '0';
+        if (c->bits < TURBO_MIN_BITS || c->bits > TURBO_MAX_BITS) {
+            snprintf(why, why_size, "KV format '%s': %d bits is out of range (tq2, tq3, tq4)",
+                     name, c->bits);
+            return 1;
+        }
+    } else {
+        snprintf(why, why_size,
+                 "KV format '%s' is unknown to the turbo cache (tq4, tq3, tq2, q8_0, f16)", name);
+        return 1;
+    }
+    if (d <= 0 || d > TURBO_MAX_DIM || d % 2 != 0) {
+        snprintf(why, why_size, "KV format '%s': head_dim %d is not supported (even, <= %d)",
+                 name, d, TURBO_MAX_DIM);
+        return 1;
+    }
+    if (c->kind == TURBO_TQ) {
+        int32_t blocks[16];
+        if (turbo_rot_blocks(d, blocks) == 0) {
+            snprintf(why, why_size,
+                     "KV format '%s': head_dim %d is not supported (a multiple of %d from %d "
+                     "to %d, e.g. 64, 80, 96, 128, 256)",
+                     name, d, TURBO_MIN_BLOCK, TURBO_MIN_BLOCK, TURBO_MAX_DIM);
+            return 1;
+        }
+        c->cb = turbo_codebook_for(c->bits, d);
+        c->lut_unit = c->cb->c_max / (float)TURBO_LUT_MAX;
+        for (int i = 0; i < c->cb->n; i++) c->lut16[i] = (int16_t)lrintf(c->cb->c[i] / c->lut_unit);
+    }
+    c->row_bytes = row_bytes_of(c->kind, c->bits, d);
+    return 0;
+}
+
+float turbo_row_scale(const uint8_t *row) {
+    uint16_t h;
+    memcpy(&h, row, 2);
+    return turbo_f16_to_f32(h);
+}
+
+static void put_scale(uint8_t *row, float s) {
+    const uint16_t h = turbo_f32_to_f16(s);
+    memcpy(row, &h, 2);
+}
+
+void turbo_unpack_codes(int32_t bits, int32_t d, const uint8_t *codes, uint8_t *idx) {
+    const uint8_t *q = codes;
+    if (bits == 4) {
+        for (int32_t i = 0; i < d; i += 2) {
+            idx[i] = q[i / 2] & 15;
+            idx[i + 1] = q[i / 2] >> 4;
+        }
+        return;
+    }
+    for (int32_t i = 0; i < d; i++) idx[i] = (q[i / 4] >> (2 * (i % 4))) & 3;
+    if (bits == 3) {
+        const uint8_t *hi = q + d / 4;
+        for (int32_t i = 0; i < d; i++) idx[i] |= (uint8_t)(((hi[i / 8] >> (i % 8)) & 1) << 2);
+    }
+}
+
+static void pack_codes(int32_t bits, int32_t d, const uint8_t *idx, uint8_t *row) {
+    uint8_t *q = row + 2;
+    memset(q, 0, (size_t)d * (size_t)bits / 8);
+    if (bits == 4) {
+        for (int32_t i = 0; i < d; i += 2) q[i / 2] = (uint8_t)(idx[i] | (idx[i + 1] << 4));
+        return;
+    }
+    for (int32_t i = 0; i < d; i++) q[i / 4] |= (uint8_t)((idx[i] & 3) << (2 * (i % 4)));
+    if (bits == 3) {
+        uint8_t *hi = q + d / 4;
+        for (int32_t i = 0; i < d; i++) hi[i / 8] |= (uint8_t)(((idx[i] >> 2) & 1) << (i % 8));
+    }
+}
+
+static void encode_tq(const turbo_codec *c, const float *sign, const float *x, uint8_t *row,
+                      float *y) {
+    const int32_t d = c->d;
+    const turbo_codebook *cb = c->cb;
+    uint8_t idx[TURBO_MAX_DIM];
+    double n2 = 0;
+    for (int32_t i = 0; i < d; i++) n2 += (double)x[i] * x[i];
+    const double n = sqrt(n2);
+    if (!(n >= 1e-20) || !isfinite(n)) {
+        memset(idx, 0, (size_t)d);
+        pack_codes(c->bits, d, idx, row);
+        put_scale(row, 0.0f);
+        return;
+    }
+    turbo_rotate(sign, d, x, y);
+    const float to_unit = (float)(sqrt((double)d) / n); /* u ~ N(0, 1) per coordinate */
+    double c2 = 0;
+    for (int32_t i = 0; i < d; i++) {
+        const float u = y[i] * to_unit;
+        int k = 0; /* number of thresholds below u: the nearest centroid */
+        while (k < cb->n - 1 && u > cb->t[k]) k++;
+        idx[i] = (uint8_t)k;
+        c2 += (double)cb->c[k] * cb->c[k];
+    }
+    pack_codes(c->bits, d, idx, row);
+    /* Norm correction: the decoded vector s*c keeps the input's norm. */
+    double s = n / sqrt(c2);
+    if (s > 65504.0) s = 65504.0; /* keep the fp16 scale finite */
+    put_scale(row, (float)s);
+}
+
+static void encode_q8_0(int32_t d, const float *x, uint8_t *row) {
+    const int32_t nb = (d + Q8_BLOCK - 1) / Q8_BLOCK;
+    int8_t *q = (int8_t *)(row + 2 * (size_t)nb);
+    for (int32_t b = 0; b < nb; b++) {
+        const int32_t lo = b * Q8_BLOCK, hi = lo + Q8_BLOCK < d ? lo + Q8_BLOCK : d;
+        float amax = 0;
+        for (int32_t i = lo; i < hi; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        const float s = amax / 127.0f, inv = s != 0.0f ? 1.0f / s : 0.0f;
+        for (int32_t i = lo; i < hi; i++) q[i] = (int8_t)roundf(x[i] * inv);
+        put_scale(row + 2 * b, s);
+    }
+}
+
+void turbo_encode_row(const turbo_codec *c, const float *sign, const float *x, uint8_t *row,
+                      float *work) {
+    switch (c->kind) {
+    case TURBO_F16: {
+        uint16_t *h = (uint16_t *)(void *)row;
+        for (int32_t i = 0; i < c->d; i++) h[i] = turbo_f32_to_f16(x[i]);
+        break;
+    }
+    case TURBO_Q8_0: encode_q8_0(c->d, x, row); break;
+    case TURBO_TQ: encode_tq(c, sign, x, row, work); break;
+    }
+}
+
+void turbo_decode_row(const turbo_codec *c, const float *sign, const uint8_t *row, float *x) {
+    const int32_t d = c->d;
+    switch (c->kind) {
+    case TURBO_F16: {
+        const uint16_t *h = (const uint16_t *)(const void *)row;
+        for (int32_t i = 0; i < d; i++) x[i] = turbo_f16_to_f32(h[i]);
+        break;
+    }
+    case TURBO_Q8_0: {
+        const int32_t nb = (d + Q8_BLOCK - 1) / Q8_BLOCK;
+        const int8_t *q = (const int8_t *)(row + 2 * (size_t)nb);
+        for (int32_t i = 0; i < d; i++) x[i] = (float)q[i] * turbo_row_scale(row + 2 * (i / Q8_BLOCK));
+        break;
+    }
+    case TURBO_TQ: {
+        uint8_t idx[TURBO_MAX_DIM];
+        turbo_unpack_codes(c->bits, d, turbo_row_codes(row), idx);
+        const float s = turbo_row_scale(row);
+        for (int32_t i = 0; i < d; i++) x[i] = s * c->cb->c[idx[i]];
+        turbo_unrotate(sign, d, x, x);
+        break;
+    }
+    }
+}
+
+/* ---- scalar reference kernels ------------------------------------------ */
+
+static void k_dot_scalar(int32_t bits, const uint8_t *codes, int32_t d, const int16_t *lut16,
+                         const int16_t *q16, int32_t G, int32_t *dots) {
+    uint8_t idx[TURBO_MAX_DIM];
+    turbo_unpack_codes(bits, d, codes, idx);
+    int16_t c[TURBO_MAX_DIM];
+    for (int32_t i = 0; i < d; i++) c[i] = lut16[idx[i]];
+    for (int32_t g = 0; g < G; g++) {
+        const int16_t *q = q16 + (size_t)g * (size_t)d;
+        int32_t s = 0;
+        for (int32_t i = 0; i < d; i++) s += (int32_t)q[i] * (int32_t)c[i];
+        dots[g] = s;
+    }
+}
+
+static void v_acc_scalar(int32_t bits, const uint8_t *codes, int32_t d, const float *lut,
+                         const float *w, int32_t G, float *acc) {
+    uint8_t idx[TURBO_MAX_DIM];
+    turbo_unpack_codes(bits, d, codes, idx);
+    float c[TURBO_MAX_DIM];
+    for (int32_t i = 0; i < d; i++) c[i] = lut[idx[i]];
+    for (int32_t g = 0; g < G; g++) {
+        float *a = acc + (size_t)g * (size_t)d;
+        const float wg = w[g];
+        for (int32_t i = 0; i < d; i++) a[i] += wg * c[i];
+    }
+}
+
+#define SCALAR_VARIANT(B)                                                                      \
+    static void k_dot_##B(const uint8_t *codes, int32_t d, const int16_t *lut16,                \
+                          const int16_t *q16, int32_t G, int32_t *dots) {                      \
+        k_dot_scalar(B, codes, d, lut16, q16, G, dots);                                        \
+    }                                                                                          \
+    static void v_acc_##B(const uint8_t *codes, int32_t d, const float *lut, const float *w,   \
+                          int32_t G, float *acc) {                                             \
+        v_acc_scalar(B, codes, d, lut, w, G, acc);                                             \
+    }
+SCALAR_VARIANT(2)
+SCALAR_VARIANT(3)
+SCALAR_VARIANT(4)
+
+static const turbo_kernels scalar_kernels[3] = {
+    {"scalar", k_dot_2, v_acc_2},
+    {"scalar", k_dot_3, v_acc_3},
+    {"scalar", k_dot_4, v_acc_4},
+};
+
+const turbo_kernels *turbo_kernels_scalar(int32_t bits) {
+    if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;
+    return &scalar_kernels[bits - TURBO_MIN_BITS];
+}
+
+const turbo_kernels *turbo_kernels_select(int32_t bits, uint64_t cpu_features) {
+    (void)cpu_features; /* SIMD variants (AVX2, AVX-512 VNNI, NEON) go here */
+    return turbo_kernels_scalar(bits);
+}

@@ -1,0 +1,37 @@
+/* turbo_rotation.h — the randomized Hadamard rotation of TurboQuant.
+ *
+ * y = B * diag(sigma) * x, where B is block-diagonal with normalized
+ * Walsh-Hadamard blocks H_b / sqrt(b). The blocks are the binary
+ * decomposition of the head dimension, largest first (96 = 64 + 32,
+ * 80 = 64 + 16), so a dimension that is not a power of two needs no padding.
+ * B is symmetric and orthogonal, so the inverse is diag(sigma) * B.
+ *
+ * sigma is a +-1 vector from splitmix64, seeded per (seed, layer, K or V):
+ * real pseudo-random bits, not the low bit of a multiplicative hash (the
+ * quant.cpp bug, spec §0.4). */
+#ifndef TURBO_ROTATION_H
+#define TURBO_ROTATION_H
+
+#include <stdint.h>
+
+#define TURBO_MAX_DIM 512
+#define TURBO_MIN_BLOCK 16
+
+/* Fills blocks[] with the Hadamard block sizes of dimension d, largest
+ * first, and returns their count; returns 0 when d cannot be rotated
+ * (d not a multiple of TURBO_MIN_BLOCK, or outside 16..TURBO_MAX_DIM). A
+ * block smaller than 16 would leave coordinates far from Gaussian. [any] */
+int turbo_rot_blocks(int32_t d, int32_t blocks[16]);
+
+/* The sign vector of (seed, layer, which): d values, each +1.0f or -1.0f,
+ * with |sum| <= 3 sqrt(d). which = 0 for K, 1 for V. [any] */
+void turbo_signs(uint64_t seed, int32_t layer, int32_t which, int32_t d, float *sign);
+
+/* y = B diag(sign) x. x and y may be the same array. d must be supported by
+ * turbo_rot_blocks. [any] */
+void turbo_rotate(const float *sign, int32_t d, const float *x, float *y);
+
+/* x = diag(sign) B y: the inverse of turbo_rotate. y and x may alias. [any] */
+void turbo_unrotate(const float *sign, int32_t d, const float *y, float *x);
+
+#endif
