@@ -74,7 +74,7 @@ static const char usage_common[] =
     "  -b, --batch-size N        tokens per evaluation graph (default 2048)\n"
     "  -t, --threads N           worker threads (default: all cores)\n"
     "  --backend LIST            backend fallback chain, e.g. 'x86, ref' ([runtime] backend);\n"
-    "                            ref is always appended last\n"
+    "                            unavailable ones are skipped, ref is always last\n"
     "  --kv NAME                 KV-cache plugin (default: the built-in f16)\n"
     "  -ctk, --cache-type-k T    K format (f16, f32, or a KV plugin's format)\n"
     "  -ctv, --cache-type-v T    V format\n"

@@ -85,6 +85,12 @@ tq_status tq_sched_new(const tq_registry *reg, const char *chain, tq_sched **out
             memcpy(name, p, (size_t)(end - p));
             name[end - p] = 0;
             st = add_backend(s, reg, name, err);
+            if (st == TQ_ERR_NOT_FOUND || st == TQ_ERR_UNSUPPORTED) {
+                /* The chain lists preferences ("x86, neon, ref" works on every
+                 * machine): one that is not here is skipped, not fatal. */
+                tq_log(TQ_LOG_WARN, "sched", "%s; skipping it", err ? err->message : name);
+                st = TQ_OK;
+            }
         }
         p = e;
     }

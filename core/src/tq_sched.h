@@ -16,8 +16,9 @@ struct tq_registry;
 typedef struct tq_sched tq_sched;
 
 /* Opens device 0 of every backend named in `chain` (comma-separated; NULL
- * or "" means just ref) and appends ref if missing. Fails naming a backend
- * that is not loaded or whose device is not host-visible. [main] */
+ * or "" means just ref) and appends ref if missing. A named backend that is
+ * not loaded (or whose device cannot be used) is skipped with a warning, so
+ * one chain serves every machine. [main] */
 tq_status tq_sched_new(const struct tq_registry *reg, const char *chain, tq_sched **out,
                        tq_error *err);
 void tq_sched_free(tq_sched *s);
