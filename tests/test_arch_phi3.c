@@ -51,7 +51,7 @@ static opened open_model(const char *rel) {
     ck_assert_msg(tq_builtins_register(o.reg, &err) == TQ_OK, "%s", err.message);
     tq_registry_add_default_dirs(o.reg);
     ck_assert_msg(tq_registry_scan(o.reg, &err) == TQ_OK, "%s", err.message);
-    tq_session_params sp = {.model_path = path, .n_ctx = 256, .backends = getenv("TQ_TEST_BACKEND")};
+    tq_session_params sp = {.model_path = path, .n_ctx = 256, .backends = tq_test_backend()};
     ck_assert_msg(tq_session_open(o.reg, &sp, &o.s, &err) == TQ_OK, "%s", err.message);
     free(path);
     return o;

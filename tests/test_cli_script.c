@@ -42,7 +42,7 @@ START_TEST(ids_and_logits_match_golden) {
     }
     snprintf(n_predict, sizeof n_predict, "%d", g.n_greedy);
     const char *args[] = {"-m", model, "-p", "Once upon a time", "-n", n_predict, "--temp", "0",
-                          "-c", "512", "--ids", "--logits-out", out, "--logits-rows", rows, NULL};
+                          "-c", "512", "--backend", "ref", "--ids", "--logits-out", out, "--logits-rows", rows, NULL};
     tq_test_exec_result r = tq_test_exec_tqrun(args);
     ck_assert_msg(r.status == 0, "tqrun failed (%d): %s", r.status, r.err);
 

@@ -20,7 +20,7 @@ START_TEST(first_chunks_match_recorded) {
     char *out_path = tq_test_tmp_path("chunks.txt");
     char n_chunks[8];
     snprintf(n_chunks, sizeof n_chunks, "%d", N_CHUNKS);
-    const char *args[] = {"perplexity", "-m", model, "-f", text, "-c", "1024", "-t", "2",
+    const char *args[] = {"perplexity", "-m", model, "-f", text, "-c", "1024", "-t", "2", "--backend", "ref",
                           "--chunks", n_chunks, "--chunk-ppl-out", out_path, NULL};
     tq_test_exec_result r = tq_test_exec_tqrun(args);
     ck_assert_msg(r.status == 0, "tqrun perplexity failed (%d): %s", r.status, r.err);

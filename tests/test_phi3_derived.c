@@ -50,7 +50,7 @@ static void start_host(opened *o) {
 
 static tq_session *open_session(const opened *o, const char *path, int32_t n_ctx, const char *kv_type) {
     tq_error err = {0};
-    tq_session_params sp = {.model_path = path, .n_ctx = n_ctx, .backends = getenv("TQ_TEST_BACKEND"),
+    tq_session_params sp = {.model_path = path, .n_ctx = n_ctx, .backends = tq_test_backend(),
                             .cache_type_k = kv_type, .cache_type_v = kv_type};
     tq_session *s = NULL;
     ck_assert_msg(tq_session_open(o->reg, &sp, &s, &err) == TQ_OK, "%s", err.message);

@@ -137,7 +137,7 @@ int tq_golden_check(const tq_golden_case *c) {
     ck_assert_msg(tq_builtins_register(reg, &err) == TQ_OK, "%s", err.message);
     tq_registry_add_default_dirs(reg);
     ck_assert_msg(tq_registry_scan(reg, &err) == TQ_OK, "%s", err.message);
-    const char *backends = c->backends ? c->backends : getenv("TQ_TEST_BACKEND");
+    const char *backends = c->backends ? c->backends : tq_test_backend();
     tq_session_params sp = {.model_path = model, .n_ctx = c->n_ctx, .backends = backends};
     tq_session *s = NULL;
     ck_assert_msg(tq_session_open(reg, &sp, &s, &err) == TQ_OK, "%s", err.message);

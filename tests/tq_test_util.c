@@ -115,6 +115,11 @@ int tq_test_have_arch_llama(const char *what) {
     return 1;
 }
 
+const char *tq_test_backend(void) {
+    const char *b = getenv("TQ_TEST_BACKEND");
+    return b && *b ? b : "ref";
+}
+
 int tq_test_run(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

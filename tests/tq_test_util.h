@@ -38,6 +38,10 @@ void tq_test_exec_free(tq_test_exec_result *r);
  * for checks that run a llama model (stories260K, generated models). */
 int tq_test_have_arch_llama(const char *what);
 
+/* Backend chain the model-level suites use: $TQ_TEST_BACKEND, or "ref"
+ * (the oracle; without a chain the runtime would pick every loaded backend). */
+const char *tq_test_backend(void);
+
 /* Runs the suite, returns 0 if all passed, 1 otherwise. */
 int tq_test_run(Suite *s);
 

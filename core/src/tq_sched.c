@@ -68,6 +68,16 @@ tq_status tq_sched_new(const tq_registry *reg, const char *chain, tq_sched **out
     tq_sched *s = calloc(1, sizeof *s);
     if (!s) return tq_error_set(err, TQ_ERR_NOMEM, "out of memory");
     tq_status st = TQ_OK;
+    if (!chain || !*chain) {
+        /* No preference given: every loaded backend plugin, in registry
+         * order (the highest-priority variant of each name), then ref. */
+        for (int i = 0; i < tq_registry_count(reg) && st == TQ_OK; i++) {
+            const tq_plugin_record *rec = tq_registry_record(reg, i);
+            if (rec->status == TQ_PLUGIN_OK && rec->kind == TQ_PLUGIN_BACKEND && rec->name &&
+                strcmp(rec->name, "ref") != 0)
+                st = add_backend(s, reg, rec->name, err);
+        }
+    }
     const char *p = chain ? chain : "";
     while (st == TQ_OK && *p) {
         while (*p == ' ' || *p == '\t' || *p == ',') p++;

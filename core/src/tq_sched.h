@@ -16,7 +16,7 @@ struct tq_registry;
 typedef struct tq_sched tq_sched;
 
 /* Opens device 0 of every backend named in `chain` (comma-separated; NULL
- * or "" means just ref) and appends ref if missing. A named backend that is
+ * or "": every loaded backend plugin) and appends ref if missing. A named backend that is
  * not loaded (or whose device cannot be used) is skipped with a warning, so
  * one chain serves every machine. [main] */
 tq_status tq_sched_new(const struct tq_registry *reg, const char *chain, tq_sched **out,

@@ -15,7 +15,7 @@ typedef struct tq_session_params {
     const char *model_path;
     int32_t n_ctx;            /* 0: the model's training context, capped at 4096 */
     int32_t n_batch;          /* tokens per graph; 0: 2048 (llama.cpp's n_batch) */
-    const char *backends;     /* chain, "x86, ref"; NULL: "ref"                  */
+    const char *backends;     /* chain, "x86, ref"; NULL: every loaded backend   */
     const char *kv;           /* KV plugin name; NULL: the built-in "f16"        */
     const char *cache_type_k; /* NULL: "f16"                                    */
     const char *cache_type_v; /* NULL: "f16"                                    */
