@@ -486,7 +486,9 @@ typedef struct tq_arch_iface {
     /* Optional (NULL: the model has no chat format): renders a conversation
      * as the prompt text the model was trained on (special tokens written as
      * their text, to be tokenized with special-token parsing), followed by
-     * the assistant's opening when add_generation_prompt. Writes at most
+     * the assistant's opening when add_generation_prompt. The text carries
+     * no BOS: the caller's tokenizer adds it as the vocabulary says
+     * (tokenizer.ggml.add_bos_token), as llama.cpp does. Writes at most
      * size bytes (NUL-terminated when they fit) and returns the length the
      * full text needs, or -1 when a role is not supported. [any] */
     int64_t (*format_chat)(void *model, const tq_chat_message *msgs, int32_t n_msgs,
