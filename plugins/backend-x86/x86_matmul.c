@@ -9,10 +9,16 @@
  *
  * Tiling: one kernel call multiplies up to MR weight rows with up to NC = 4
  * activation columns, so each weight block is loaded and unpacked once per 4
- * columns (float weights also share each activation load over 2 rows). A thread owns a range of output rows; inside it, rows go in
- * blocks of ROW_BLOCK (which stay in L1/L2) against column blocks of
- * COL_BLOCK (whose encoded activations stay in L2). Decoding (t = 1) is the
- * same loop with one column: a GEMV split over rows.
+ * columns (q4_0/q5_0/q8_0 full tiles also share each activation block over 2
+ * rows). A thread owns a range of output rows; inside it, rows go in blocks
+ * of ROW_BLOCK (which stay in L1/L2) against column blocks of COL_BLOCK
+ * (whose encoded activations stay in L2). Float weights with several columns
+ * take their own loop (mm_worker_float): each row block is widened to f32
+ * once per column block and multiplied in 3 x 4 register tiles. Decoding
+ * (t = 1) is the same loop with one column: a GEMV split over rows.
+ *
+ * The kernels' small per-row / per-column loops carry "GCC unroll" pragmas:
+ * without them GCC at -O2 keeps the accumulator arrays in memory.
  *
  * Exactness: the integer sum of each block equals the scalar kernels' of
  * core/src/tq_quants*.c; only the float accumulation order differs (8 lanes
@@ -78,15 +84,20 @@ X86_INLINE float load_w1(const void *w, int64_t i, const int T) {
 X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const void *const *a,
                           const int nc, float *out, const int T) {
     __m256 acc[2][2], acc2[2][2];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) acc[r][c] = acc2[r][c] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256 wv[2], wv2[2];
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T), wv2[r] = load_w8(w[r], i + 8, T);
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const __m256 av = _mm256_loadu_ps((const float *)a[c] + i);
             const __m256 av2 = _mm256_loadu_ps((const float *)a[c] + i + 8);
+            _Pragma("GCC unroll 4")
             for (int r = 0; r < nr; r++) {
                 acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
                 acc2[r][c] = _mm256_fmadd_ps(wv2[r], av2, acc2[r][c]);
@@ -94,16 +105,22 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
         }
     }
     for (; i + 8 <= n; i += 8)
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
             const __m256 wv = load_w8(w[r], i, T);
+            _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++)
                 acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)a[c] + i), acc[r][c]);
         }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) out[r * NC + c] = x86_hsum(_mm256_add_ps(acc[r][c], acc2[r][c]));
     for (; i < n; i++)
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
             const float wf = load_w1(w[r], i, T);
+            _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) out[r * NC + c] += wf * ((const float *)a[c])[i];
         }
 }
@@ -126,6 +143,86 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
 FLOAT_ENTRY(dot_f32, WF_F32)
 FLOAT_ENTRY(dot_f16, WF_F16)
 FLOAT_ENTRY(dot_bf16, WF_BF16)
+
+/* Prefill (many columns) with float weights: the driver converts a block of
+ * FR_BLOCK weight rows to f32 once per column block (wbuf), then this kernel
+ * multiplies FR <= 3 of those rows with FC <= 4 columns: 12 accumulators plus
+ * 3 weight vectors fit the 16 AVX2 registers, so each step does 12 FMAs for 3
+ * weight and 4 activation loads and no conversions. The two FMA chains of
+ * dot_float (even and odd groups of 8) are computed in two passes, each chain
+ * with exactly dot_float's sequence of operations, and combined as there: the
+ * results are bit-identical to dot_float's whatever the tile. */
+#define FR 3
+#define FC 4
+#define FR_BLOCK 12   /* weight rows converted at a time (a multiple of FR) */
+
+/* One chain: groups of 8 at start, start + 16, ... below n16, then (even
+ * chain only) the one group of 8 dot_float's tail loop adds. */
+X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, const int nr,
+                           const float *const *a, const int nc, __m256 acc[FR][FC]) {
+    const int64_t n16 = n / 16 * 16;
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t i = start; i < n16; i += 16) {
+        __m256 wv[FR];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w[r] + i);
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < nc; c++) {
+            const __m256 av = _mm256_loadu_ps(a[c] + i);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < nr; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    if (start == 0 && n16 + 8 <= n)
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < nr; r++)
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < nc; c++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r] + n16), _mm256_loadu_ps(a[c] + n16), acc[r][c]);
+}
+
+/* out[r * FC + c] for nr x nc f32 weight rows w and f32 columns a. */
+X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const float *const *a,
+                           const int nc, float *out) {
+    __m256 even[FR][FC], odd[FR][FC];
+    tile_chain(n, 0, w, nr, a, nc, even);
+    tile_chain(n, 8, w, nr, a, nc, odd);
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < nr; r++)
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < nc; c++) out[r * FC + c] = x86_hsum(_mm256_add_ps(even[r][c], odd[r][c]));
+    const int64_t n8 = n / 8 * 8;
+    for (int64_t i = n8; i < n; i++)
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < nr; r++) {
+            const float wf = w[r][i];
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < nc; c++) out[r * FC + c] += wf * a[c][i];
+        }
+}
+
+#define TILE_CASE(R, C) \
+    case (R) * 8 + (C): tile_float(n, w, R, a, C, out); break;
+
+static void tile_float_any(int64_t n, const float *const *w, int nr, const float *const *a, int nc,
+                           float *out) {
+    switch (nr * 8 + nc) {
+    TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
+    TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
+    TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2)
+    default: tile_float(n, w, 1, a, 1, out); break;
+    }
+}
+
+/* Row w (n elements of float type T) as f32 in out. */
+static void widen_row(const void *w, int64_t n, float *out, int T) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_w8(w, i, T));
+    for (; i < n; i++) out[i] = load_w1(w, i, T);
+}
 
 /* ---- 32-element block formats --------------------------------------------- */
 
@@ -161,6 +258,7 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
     const int has_min = T == W_Q4_1 || T == W_Q5_1;
     __m256 acc[NC];
     float accm[NC];
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) {
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
@@ -194,6 +292,7 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
             q = _mm256_loadu_si256((const __m256i *)b->qs);
             dw = x86_f16_to_f32(b->d);
         }
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             __m256i p;
             float da;
@@ -210,14 +309,80 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[c]);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
 }
 
-DOT_ENTRY(dot_q4_0, dot_32, W_Q4_0)
+/* Block i of a signed-format row as int8 (what dot_32 unpacks) and its scale. */
+X86_INLINE __m256i unpack_signed(const void *w, int64_t i, const int T, float *dw) {
+    if (T == W_Q4_0) {
+        const x86_block_q4_0 *b = (const x86_block_q4_0 *)w + i;
+        *dw = x86_f16_to_f32(b->d);
+        return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
+    }
+    if (T == W_Q5_0) {
+        const x86_block_q5_0 *b = (const x86_block_q5_0 *)w + i;
+        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
+        *dw = x86_f16_to_f32(b->d);
+        return _mm256_or_si256(nibbles(b->qs), hi);
+    }
+    const x86_block_q8_0 *b = (const x86_block_q8_0 *)w + i;
+    *dw = x86_f16_to_f32(b->d);
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+/* Two rows of a signed format (q4_0, q5_0, q8_0) times NC q8_0 columns: each
+ * activation block and its scale are loaded once for both rows, and the block
+ * scale dw * da is formed as a vector product of two broadcasts (every lane
+ * the same rounded product dot_32 broadcasts) rather than a scalar product
+ * broadcast per pair, which keeps the shuffle port free. Every output's
+ * operations are dot_32's, so the results are bit-identical. */
+X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a, float *out,
+                           const int T) {
+    __m256 acc[2][NC];
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < NC; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / X86_QK; i++) {
+        float dw0, dw1;
+        const __m256i q0 = unpack_signed(w[0], i, T, &dw0), q1 = unpack_signed(w[1], i, T, &dw1);
+        const x86_block_q8_0 *y[NC];
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < NC; c++) y[c] = (const x86_block_q8_0 *)a[c] + i;
+        const __m256 dwv0 = _mm256_set1_ps(dw0), dwv1 = _mm256_set1_ps(dw1);
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < NC; c++) {
+            const __m256 dav = _mm256_set1_ps(x86_f16_to_f32(y[c]->d));
+            const __m256i yq = _mm256_loadu_si256((const __m256i *)y[c]->qs);
+            const __m256i p0 = x86_dot_s8(_mm256_setzero_si256(), q0, yq);
+            const __m256i p1 = x86_dot_s8(_mm256_setzero_si256(), q1, yq);
+            acc[0][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(dwv0, dav), acc[0][c]);
+            acc[1][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(dwv1, dav), acc[1][c]);
+        }
+    }
+    /* + 0.0f: dot_32 adds its (zero) min term, which turns -0 into +0. */
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < NC; c++) {
+        out[c] = x86_hsum(acc[0][c]) + 0.0f;
+        out[NC + c] = x86_hsum(acc[1][c]) + 0.0f;
+    }
+}
+
+/* Full 2 x NC tiles through dot_32_2x4, edges row by row as DOT_ENTRY. */
+#define DOT_ENTRY_SIGNED(name, T)                                                            \
+    DOT_ENTRY(name##_rows, dot_32, T)                                                        \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
+                     float *out) {                                                          \
+        if (nr == 2 && nc == NC)                                                            \
+            dot_32_2x4(n, w, a, out, T);                                                    \
+        else                                                                                \
+            name##_rows(n, w, nr, a, nc, out);                                              \
+    }
+
+DOT_ENTRY_SIGNED(dot_q4_0, W_Q4_0)
 DOT_ENTRY(dot_q4_1, dot_32, W_Q4_1)
-DOT_ENTRY(dot_q5_0, dot_32, W_Q5_0)
+DOT_ENTRY_SIGNED(dot_q5_0, W_Q5_0)
 DOT_ENTRY(dot_q5_1, dot_32, W_Q5_1)
-DOT_ENTRY(dot_q8_0, dot_32, W_Q8_0)
+DOT_ENTRY_SIGNED(dot_q8_0, W_Q8_0)
 
 /* ---- K-quants (256-element super-blocks, activations q8_K) ---------------- */
 
@@ -250,6 +415,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc[NC];
     float accm[NC];
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) {
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
@@ -272,6 +438,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
             (char)mn[0], (char)mn[0], (char)mn[1], (char)mn[1], (char)mn[2], (char)mn[2], (char)mn[3], (char)mn[3],
             (char)mn[4], (char)mn[4], (char)mn[5], (char)mn[5], (char)mn[6], (char)mn[6], (char)mn[7], (char)mn[7]));
         __m256i isum[NC];
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) { /* 64 elements: 32 bytes of nibbles */
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
@@ -282,6 +449,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
                 hb = _mm256_srli_epi16(hb, 2);
             }
             const __m256i s_lo = _mm256_set1_epi16(sc[2 * j]), s_hi = _mm256_set1_epi16(sc[2 * j + 1]);
+            _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) {
                 const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 64 * j;
                 const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)), s_lo);
@@ -290,12 +458,14 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
             }
         }
         const float d = x86_f16_to_f32(xd), dmin = x86_f16_to_f32(xdmin);
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
             accm[c] -= (dmin * y->d) * (float)x86_hsum_i32(bsum_dot(mins16, y));
         }
     }
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
 }
 
@@ -309,10 +479,12 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
     (void)unused;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256 acc[NC];
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / X86_QK_K; i++) {
         const x86_block_q6_K *b = (const x86_block_q6_K *)w + i;
         __m256i isum[NC];
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i qa = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
@@ -329,6 +501,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
             const int8_t *sc = b->scales + 8 * h;
             for (int k = 0; k < 4; k++) {
                 const __m256i s = scale_pair(sc[2 * k], sc[2 * k + 1]);
+                _Pragma("GCC unroll 4")
                 for (int c = 0; c < nc; c++) {
                     const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * k;
                     isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)y)), s));
@@ -337,12 +510,14 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
         }
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
         const float d = x86_f16_to_f32(b->d);
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
             isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(bsum_dot(sc16, y), 5));
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]);
 }
 
@@ -357,6 +532,7 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256 acc[NC];
     float accm[NC];
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) {
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
@@ -387,6 +563,7 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
         }
         sc16 = _mm256_loadu_si256((const __m256i *)sc);
         __m256i isum[NC];
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
@@ -397,12 +574,14 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
                     hm = _mm256_srli_epi16(hm, 1);
                 }
                 const __m256i s2 = scale_pair(sc[8 * h + 2 * s], sc[8 * h + 2 * s + 1]);
+                _Pragma("GCC unroll 4")
                 for (int c = 0; c < nc; c++) {
                     const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * s;
                     isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y)), s2));
                 }
             }
         }
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
             if (three) {
@@ -414,6 +593,7 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
             }
         }
     }
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
 }
 
@@ -476,6 +656,8 @@ typedef struct mm_task {
     size_t act_stride;
     float *dst;
     int64_t n_in, n_out, n_cols;
+    float *wconv;       /* float prefill: FR_BLOCK widened rows per thread */
+    size_t wconv_stride;
 } mm_task;
 
 static void encode_column(const mm_task *t, int64_t c) {
@@ -525,6 +707,46 @@ static void mm_worker(void *user, int ith, int nth) {
     }
 }
 
+/* Float weights, several columns: rows of each row block are widened to f32
+ * once per column block into the thread's wconv slot (f32 weights are used
+ * in place), then multiplied in FR x FC tiles. */
+static void mm_worker_float(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    x86_split(t->n_out, ith, nth, FR, &lo, &hi);
+    const int T = t->mt->type == TQ_TYPE_F16 ? WF_F16 : t->mt->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
+    float *wbuf = t->wconv + (size_t)ith * t->wconv_stride;
+    for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
+        const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
+        for (int64_t r0 = lo; r0 < hi; r0 += FR_BLOCK) {
+            const int64_t r1 = r0 + FR_BLOCK < hi ? r0 + FR_BLOCK : hi;
+            const float *wrow[FR_BLOCK];
+            for (int64_t r = r0; r < r1; r++) {
+                const void *src = x86_row(t->w, r);
+                if (T == WF_F32) {
+                    wrow[r - r0] = src;
+                } else {
+                    float *d = wbuf + (size_t)(r - r0) * (size_t)t->n_in;
+                    widen_row(src, t->n_in, d, T);
+                    wrow[r - r0] = d;
+                }
+            }
+            for (int64_t c = c0; c < c1; c += FC) {
+                const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
+                const float *a[FC];
+                for (int k = 0; k < nc; k++) a[k] = (const float *)(t->act + (size_t)(c + k) * t->act_stride);
+                for (int64_t r = r0; r < r1; r += FR) {
+                    const int nr = r1 - r < FR ? (int)(r1 - r) : FR;
+                    float out[FR * FC];
+                    tile_float_any(t->n_in, wrow + (r - r0), nr, a, nc, out);
+                    for (int j = 0; j < nr; j++)
+                        for (int k = 0; k < nc; k++) t->dst[(c + k) * t->n_out + r + j] = out[j * FC + k];
+                }
+            }
+        }
+    }
+}
+
 tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     const tq_host *host = dev->st->host;
     mm_task t;
@@ -536,7 +758,15 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.n_cols = x86_nrows(t.x);
     t.dst = dst->data;
     t.act_stride = act_bytes(t.mt->act, t.n_in);
-    t.act = x86_scratch(dev, t.act_stride * (size_t)t.n_cols);
+    /* Widening pays off once a row block is used against a few columns;
+     * decoding keeps the GEMV kernels, which convert as they go. */
+    const int float_tiles = (t.mt->act == ACT_F32 || t.mt->act == ACT_F16 || t.mt->act == ACT_BF16) &&
+                            t.n_cols >= FC && host->n_threads > 0;
+    const size_t act_total = t.act_stride * (size_t)t.n_cols;
+    t.wconv_stride = float_tiles ? (size_t)FR_BLOCK * (size_t)t.n_in : 0;
+    char *scratch = x86_scratch(dev, act_total + t.wconv_stride * sizeof(float) * (size_t)(float_tiles ? host->n_threads : 0));
+    t.act = scratch;
+    t.wconv = scratch ? (float *)(void *)(scratch + act_total) : NULL;
     if (!t.act)
         return x86_error(err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
                          (long long)t.n_cols);
@@ -545,6 +775,6 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
         encode_column(&t, 0);
     else
         host->parallel_for(encode_worker, &t);
-    host->parallel_for(mm_worker, &t);
+    host->parallel_for(float_tiles ? mm_worker_float : mm_worker, &t);
     return TQ_OK;
 }
