@@ -166,31 +166,5 @@ static const tq_arch_iface llama_iface = {
     .format_chat = NULL, /* Llama GGUFs carry many templates; none rendered yet */
 };
 
-static tq_status llama_init(const tq_host *host, void **state, tq_error *err) {
-    (void)err;
-    *state = (void *)host;
-    return TQ_OK;
-}
-
-static void llama_deinit(void *state) { (void)state; }
-
-static const void *llama_get_interface(void *state, const char *id) {
-    (void)state;
-    return strcmp(id, TQ_IFACE_ARCH) == 0 ? &llama_iface : NULL;
-}
-
-TQ_PLUGIN_ENTRY = {
-    .size = sizeof(tq_plugin_entry),
-    .abi_major = TQ_ABI_MAJOR,
-    .abi_minor = TQ_ABI_MINOR,
-    .kind = TQ_PLUGIN_ARCH,
-    .id = "org.tqrun.arch.llama",
-    .name = "llama",
-    .version = "0.1.0",
-    .description = "Llama family (Llama 1-3, Mistral-style GQA, TinyLlama, stories)",
-    .required_cpu = 0,
-    .priority = 0,
-    .init = llama_init,
-    .deinit = llama_deinit,
-    .get_interface = llama_get_interface,
-};
+TQ_ARCH_PLUGIN(llama_iface, "org.tqrun.arch.llama", "llama", "0.1.0",
+               "Llama family (Llama 1-3, Mistral-style GQA, TinyLlama, stories)");

@@ -377,31 +377,5 @@ static const tq_arch_iface phi3_iface = {
     .format_chat = phi3_format_chat,
 };
 
-static tq_status phi3_init(const tq_host *host, void **state, tq_error *err) {
-    (void)err;
-    *state = (void *)host;
-    return TQ_OK;
-}
-
-static void phi3_deinit(void *state) { (void)state; }
-
-static const void *phi3_get_interface(void *state, const char *id) {
-    (void)state;
-    return strcmp(id, TQ_IFACE_ARCH) == 0 ? &phi3_iface : NULL;
-}
-
-TQ_PLUGIN_ENTRY = {
-    .size = sizeof(tq_plugin_entry),
-    .abi_major = TQ_ABI_MAJOR,
-    .abi_minor = TQ_ABI_MINOR,
-    .kind = TQ_PLUGIN_ARCH,
-    .id = "org.tqrun.arch.phi3",
-    .name = "phi3",
-    .version = "0.1.0",
-    .description = "Phi-3 family (Phi-3/3.5 mini, Phi-3-medium; fused QKV, LongRoPE)",
-    .required_cpu = 0,
-    .priority = 0,
-    .init = phi3_init,
-    .deinit = phi3_deinit,
-    .get_interface = phi3_get_interface,
-};
+TQ_ARCH_PLUGIN(phi3_iface, "org.tqrun.arch.phi3", "phi3", "0.1.0",
+               "Phi-3 family (Phi-3/3.5 mini, Phi-3-medium; fused QKV, LongRoPE)");

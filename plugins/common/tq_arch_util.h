@@ -7,6 +7,7 @@
 #ifndef TQ_ARCH_UTIL_H
 #define TQ_ARCH_UTIL_H
 
+#include <string.h> /* strcmp, used by TQ_ARCH_PLUGIN */
 #include <tqrun/tq_plugin.h>
 
 typedef struct tq_arch_reader {
@@ -46,5 +47,36 @@ const tq_tensor *tq_arch_tensor_opt(tq_arch_reader *r, const char *name, int64_t
 const tq_tensor *tq_arch_layer_tensor(tq_arch_reader *r, int il, const char *name, int64_t ne0,
                                       int64_t ne1);
 void tq_arch_fail_shape(tq_arch_reader *r, const tq_tensor *t, int64_t ne0, int64_t ne1);
+
+/* Defines the plugin entry of an arch plugin that keeps no state of its own
+ * (its state is the host table, which load() receives back), serving one
+ * tq_arch_iface: init, deinit, get_interface and the exported
+ * tq_plugin_entry_v1. */
+#define TQ_ARCH_PLUGIN(IFACE, ID, NAME, VERSION, DESCRIPTION)                         \
+    static tq_status tq__arch_init(const tq_host *host, void **state, tq_error *err) {  \
+        (void)err;                                                                    \
+        *state = (void *)host;                                                        \
+        return TQ_OK;                                                                 \
+    }                                                                                 \
+    static void tq__arch_deinit(void *state) { (void)state; }                          \
+    static const void *tq__arch_get_interface(void *state, const char *id) {          \
+        (void)state;                                                                  \
+        return strcmp(id, TQ_IFACE_ARCH) == 0 ? (const void *)&(IFACE) : NULL;         \
+    }                                                                                 \
+    TQ_PLUGIN_ENTRY = {                                                               \
+        .size = sizeof(tq_plugin_entry),                                              \
+        .abi_major = TQ_ABI_MAJOR,                                                    \
+        .abi_minor = TQ_ABI_MINOR,                                                    \
+        .kind = TQ_PLUGIN_ARCH,                                                       \
+        .id = (ID),                                                                   \
+        .name = (NAME),                                                               \
+        .version = (VERSION),                                                         \
+        .description = (DESCRIPTION),                                                 \
+        .required_cpu = 0,                                                            \
+        .priority = 0,                                                                \
+        .init = tq__arch_init,                                                        \
+        .deinit = tq__arch_deinit,                                                    \
+        .get_interface = tq__arch_get_interface,                                      \
+    }
 
 #endif
