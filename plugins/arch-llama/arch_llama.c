@@ -130,7 +130,7 @@ static void llama_unload(void *model) {
 static tq_status llama_build(void *model, tq_builder *b, const tq_batch_info *batch,
                              tq_tensor **logits, tq_error *err) {
     const llama_model *m = model;
-    const int32_t n = batch->n_tokens;
+    (void)batch; /* Llama needs no per-batch choice (unlike LongRoPE) */
     const float kq_scale = 1.0f / sqrtf((float)m->head_dim);
     tq_tensor *x = b->get_rows(b, m->tok_embd, b->tokens(b));
     for (int32_t il = 0; il < m->n_layer; il++) {
@@ -150,7 +150,6 @@ static tq_status llama_build(void *model, tq_builder *b, const tq_batch_info *ba
     x = b->select_outputs(b, x);
     x = b->mul(b, b->rms_norm(b, x, m->eps), m->output_norm);
     *logits = b->mul_mat(b, m->output, x);
-    (void)n;
     if (!*logits) return tq_arch_fail(err, TQ_ERR_INVALID, "llama: graph construction failed");
     return TQ_OK;
 }
