@@ -316,6 +316,8 @@ static void case_mul_mat(const be_case *b, tq_device *dev, tq_type type, stat_ro
         {blk == 256 ? 256 : 96, 7, 1},  {blk == 256 ? 512 : 100, 19, 3}, {4096, 33, 5},
         {blk == 256 ? 768 : 352, 4, 9}, {11008, 5, 1},                  {14336, 3, 4},
         {blk == 256 ? 2048 : 1024, 21, 2},
+        /* prefill: more columns than a column block, rows not a multiple of 8 */
+        {blk == 256 ? 1024 : 1056, 29, 70},
     };
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         mm_shape sh = shapes[k];

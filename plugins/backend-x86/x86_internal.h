@@ -64,6 +64,16 @@ void x86_binary(tq_device *dev, tq_tensor *dst);   /* ADD, MUL  */
 void x86_unary(tq_device *dev, tq_tensor *dst);    /* SCALE, SILU, SWIGLU */
 void x86_view_rows(tq_device *dev, tq_tensor *dst);
 
+/* Prefill with q4_0 / q5_0 weights in row-interleaved tiles
+ * (x86_gemm_i8.c): rows [lo, hi) of w times n_cols q8_0-encoded columns
+ * (act, act_stride bytes apart) into dst (n_out floats per column). buf is
+ * the calling thread's own x86_gemm_i8_buf_bytes(n_in), 64-byte aligned.
+ * [any thread, on its own rows] */
+int x86_gemm_i8_supported(tq_type t);
+size_t x86_gemm_i8_buf_bytes(int64_t n_in);
+void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
+                 int64_t n_cols, float *dst, int64_t n_out, void *buf);
+
 /* ---- activation encoders (x86_quant.c) ----------------------------------- */
 
 /* Bit-identical to the core's tq_quantize_row_q8_0 / q8_1 / q8_K; n is a

@@ -30,6 +30,7 @@
 #define MR 2          /* weight rows per kernel call (float weights)   */
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
+#define I8_MIN_COLS 16 /* columns from which q4_0/q5_0 prefill uses x86_gemm_i8 */
 
 /* nr (1..MR) weight rows w[0..nr) times nc (1..NC) encoded activation
  * columns a[0..nc); out[r * NC + c]. */
@@ -750,6 +751,8 @@ typedef struct mm_task {
     size_t wconv_stride;
     int gemv_type;      /* W_Q4_0 / W_Q5_0 / W_Q8_0 when decoding via gemv_32, else -1 */
     gemv_col col;
+    char *i8buf;        /* prefill via x86_gemm_i8: one buffer per thread */
+    size_t i8buf_stride;
 } mm_task;
 
 static void encode_column(const mm_task *t, int64_t c) {
@@ -816,6 +819,15 @@ static void gemv_worker(void *user, int ith, int nth) {
     }
 }
 
+static void gemm_i8_worker(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    x86_split(t->n_out, ith, nth, 8, &lo, &hi);
+    if (lo < hi)
+        x86_gemm_i8(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out,
+                    t->i8buf + (size_t)ith * t->i8buf_stride);
+}
+
 /* Float weights, several columns: rows of each row block are widened to f32
  * once per column block into the thread's wconv slot (f32 weights are used
  * in place), then multiplied in FR x FC tiles. */
@@ -876,8 +888,12 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
                 : wt == TQ_TYPE_Q8_0 ? W_Q8_0 : -1;
     const size_t act_total = (t.act_stride * (size_t)t.n_cols + 63) / 64 * 64;
     t.wconv_stride = float_tiles ? (size_t)FR_BLOCK * (size_t)t.n_in : 0;
+    /* Row-interleaved tiles pay for their unpacking from a few dozen columns. */
+    const int i8 = t.n_cols >= I8_MIN_COLS && x86_gemm_i8_supported(wt) && host->n_threads > 0;
+    t.i8buf_stride = i8 ? (x86_gemm_i8_buf_bytes(t.n_in) + 63) / 64 * 64 : 0;
     const size_t extra = t.gemv_type >= 0 ? gemv_col_bytes(t.n_in)
-                                          : t.wconv_stride * sizeof(float) * (size_t)(float_tiles ? host->n_threads : 0);
+                       : i8 ? t.i8buf_stride * (size_t)host->n_threads
+                            : t.wconv_stride * sizeof(float) * (size_t)(float_tiles ? host->n_threads : 0);
     char *scratch = x86_scratch(dev, act_total + extra);
     t.act = scratch;
     t.wconv = scratch ? (float *)(void *)(scratch + act_total) : NULL;
@@ -892,6 +908,9 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     if (t.gemv_type >= 0) {
         gemv_col_init(&t.col, scratch + act_total, t.act, t.n_in);
         host->parallel_for(gemv_worker, &t);
+    } else if (i8) {
+        t.i8buf = scratch + act_total;
+        host->parallel_for(gemm_i8_worker, &t);
     } else {
         host->parallel_for(float_tiles ? mm_worker_float : mm_worker, &t);
     }
