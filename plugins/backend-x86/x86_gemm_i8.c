@@ -116,7 +116,6 @@ X86_INLINE void kernel(int64_t nb, const uint8_t *buf, const void *const *a, con
             __m256i s16[IC];
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) s16[c] = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8")
             for (int g = half; g < half + (T == I8_Q4_0 ? 8 : 4); g++) {
                 const __m256i wv = _mm256_load_si256(q + g);
                 _Pragma("GCC unroll 4")
