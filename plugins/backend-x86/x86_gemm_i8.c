@@ -1,5 +1,5 @@
-/* x86_gemm_i8.c — prefill (many activation columns) with q4_0 / q5_0
- * weights, rows interleaved so that the SIMD lanes are weight rows.
+/* x86_gemm_i8.c — prefill (many activation columns) with q4_0 / q5_0 /
+ * q8_0 weights, rows interleaved so that the SIMD lanes are weight rows.
  *
  * The general kernels (x86_matmul.c) dot one weight row with a column: 8
  * int32 lanes of partial sums per 32-element block, each block converted to
@@ -17,7 +17,8 @@
  * 0..31) and the bias (8, 16) times the activation's block sum is taken off
  * the int32 afterwards, so each block's integer dot product is exact (int16
  * pair sums stay below 2^15: 8 steps of 2 * 15 * 127 for q4_0; q5_0 widens
- * to int32 every 4 steps). The float work per block is the ref backend's
+ * to int32 every 4 steps; q8_0 codes are signed and go through the sign
+ * trick, one step at a time). The float work per block is the ref backend's
  * (an exact int times the two scales, accumulated over blocks), in a
  * different rounding order (dw * da first, FMA), which the conformance test
  * bounds like every other kernel. */
@@ -29,18 +30,26 @@
 #define COL_BLOCK 64  /* columns whose biases and activations stay in L2 */
 #define BLOCK_BYTES (IR * sizeof(float) + IR * X86_QK) /* one block of a group */
 
-enum { I8_Q4_0, I8_Q5_0 };
+enum { I8_Q4_0, I8_Q5_0, I8_Q8_0 };
 
-int x86_gemm_i8_supported(tq_type t) { return t == TQ_TYPE_Q4_0 || t == TQ_TYPE_Q5_0; }
+int x86_gemm_i8_supported(tq_type t) {
+    return t == TQ_TYPE_Q4_0 || t == TQ_TYPE_Q5_0 || t == TQ_TYPE_Q8_0;
+}
 
 size_t x86_gemm_i8_buf_bytes(int64_t n_in) {
     const size_t nb = (size_t)(n_in / X86_QK);
     return nb * BLOCK_BYTES + (size_t)COL_BLOCK * nb * sizeof(int32_t);
 }
 
-/* Block i of a q4_0 / q5_0 row as 32 unsigned codes, element k in byte k. */
+/* Block i of a row as 32 codes, element k in byte k: unsigned for q4_0 and
+ * q5_0, the signed bytes themselves for q8_0. */
 X86_INLINE __m256i codes(const void *row, int64_t i, const int T, float *d) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (T == I8_Q8_0) {
+        const x86_block_q8_0 *b = (const x86_block_q8_0 *)row + i;
+        *d = x86_f16_to_f32(b->d);
+        return _mm256_loadu_si256((const __m256i *)b->qs);
+    }
     if (T == I8_Q4_0) {
         const x86_block_q4_0 *b = (const x86_block_q4_0 *)row + i;
         const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
@@ -111,16 +120,26 @@ X86_INLINE void kernel(int64_t nb, const uint8_t *buf, const void *const *a, con
             y[c] = (const x86_block_q8_0 *)a[c] + i;
             s32[c] = _mm256_setzero_si256();
         }
-        /* q4_0: all 8 steps in int16; q5_0: two halves of 4 */
-        for (int half = 0; half < 8; half += (T == I8_Q4_0 ? 8 : 4)) {
+        /* q4_0: all 8 steps in int16; q5_0: two halves of 4; q8_0 (signed
+         * codes, the sign trick: |w| times y with w's sign) one step at a
+         * time, since one step's pair sums already reach 2 * 127 * 127. */
+        const int span = T == I8_Q4_0 ? 8 : T == I8_Q5_0 ? 4 : 1;
+        for (int half = 0; half < 8; half += span) {
             __m256i s16[IC];
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) s16[c] = _mm256_setzero_si256();
-            for (int g = half; g < half + (T == I8_Q4_0 ? 8 : 4); g++) {
+            for (int g = half; g < half + span; g++) {
                 const __m256i wv = _mm256_load_si256(q + g);
-                _Pragma("GCC unroll 4")
-                for (int c = 0; c < nc; c++)
-                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wv, bcast4(y[c]->qs + 4 * g)));
+                if (T == I8_Q8_0) {
+                    const __m256i aw = _mm256_sign_epi8(wv, wv);
+                    _Pragma("GCC unroll 4")
+                    for (int c = 0; c < nc; c++)
+                        s16[c] = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(y[c]->qs + 4 * g), wv));
+                } else {
+                    _Pragma("GCC unroll 4")
+                    for (int c = 0; c < nc; c++)
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wv, bcast4(y[c]->qs + 4 * g)));
+                }
             }
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) s32[c] = _mm256_add_epi32(s32[c], _mm256_madd_epi16(s16[c], ones));
@@ -142,7 +161,8 @@ static void kernel_any(int64_t nb, const uint8_t *buf, const void *const *a, con
 #define KCASE(N)                                                                            \
     case N:                                                                                 \
         if (T == I8_Q4_0) kernel(nb, buf, a, bias, N, out, I8_Q4_0);                        \
-        else kernel(nb, buf, a, bias, N, out, I8_Q5_0);                                     \
+        else if (T == I8_Q5_0) kernel(nb, buf, a, bias, N, out, I8_Q5_0);                   \
+        else kernel(nb, buf, a, bias, N, out, I8_Q8_0);                                     \
         break;
     switch (nc) {
     KCASE(4) KCASE(3) KCASE(2)
@@ -165,13 +185,14 @@ static void column_bias(const void *col, int64_t nb, int32_t scale, int32_t *bia
 void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                  int64_t n_cols, float *dst, int64_t n_out, void *buf) {
     const int64_t nb = w->ne[0] / X86_QK;
-    const int T = w->type == TQ_TYPE_Q4_0 ? I8_Q4_0 : I8_Q5_0;
+    const int T = w->type == TQ_TYPE_Q4_0 ? I8_Q4_0 : w->type == TQ_TYPE_Q5_0 ? I8_Q5_0 : I8_Q8_0;
     uint8_t *wbuf = buf;
     int32_t *biases = (int32_t *)(void *)(wbuf + (size_t)nb * BLOCK_BYTES);
     for (int64_t c0 = 0; c0 < n_cols; c0 += COL_BLOCK) {
         const int64_t c1 = c0 + COL_BLOCK < n_cols ? c0 + COL_BLOCK : n_cols;
         for (int64_t c = c0; c < c1; c++)
-            column_bias(act + (size_t)c * act_stride, nb, T == I8_Q4_0 ? 8 : 16, biases + (c - c0) * nb);
+            column_bias(act + (size_t)c * act_stride, nb, T == I8_Q4_0 ? 8 : T == I8_Q5_0 ? 16 : 0,
+                        biases + (c - c0) * nb);
         for (int64_t r = lo; r < hi; r += IR) {
             const int nr = hi - r < IR ? (int)(hi - r) : IR;
             const void *rows[IR];

@@ -64,7 +64,7 @@ void x86_binary(tq_device *dev, tq_tensor *dst);   /* ADD, MUL  */
 void x86_unary(tq_device *dev, tq_tensor *dst);    /* SCALE, SILU, SWIGLU */
 void x86_view_rows(tq_device *dev, tq_tensor *dst);
 
-/* Prefill with q4_0 / q5_0 weights in row-interleaved tiles
+/* Prefill with q4_0 / q5_0 / q8_0 weights in row-interleaved tiles
  * (x86_gemm_i8.c): rows [lo, hi) of w times n_cols q8_0-encoded columns
  * (act, act_stride bytes apart) into dst (n_out floats per column). buf is
  * the calling thread's own x86_gemm_i8_buf_bytes(n_in), 64-byte aligned.

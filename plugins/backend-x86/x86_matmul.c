@@ -30,7 +30,7 @@
 #define MR 2          /* weight rows per kernel call (float weights)   */
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
-#define I8_MIN_COLS 16 /* columns from which q4_0/q5_0 prefill uses x86_gemm_i8 */
+#define I8_MIN_COLS 16 /* columns from which q4_0/q5_0/q8_0 prefill uses x86_gemm_i8 */
 
 /* nr (1..MR) weight rows w[0..nr) times nc (1..NC) encoded activation
  * columns a[0..nc); out[r * NC + c]. */
