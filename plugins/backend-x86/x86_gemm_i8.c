@@ -76,30 +76,8 @@ static void repack(const void *const *rows, int64_t nb, const int T, uint8_t *bu
         float *d = (float *)(void *)(buf + (size_t)i * BLOCK_BYTES);
         __m256i v[IR];
         for (int r = 0; r < IR; r++) v[r] = codes(rows[r], i, T, &d[r]);
-        /* 8 x 8 transpose of int32: out[g] = element g of v[0..8) */
-        __m256i t[IR], u[IR];
-        for (int r = 0; r < IR; r += 2) {
-            t[r] = _mm256_unpacklo_epi32(v[r], v[r + 1]);
-            t[r + 1] = _mm256_unpackhi_epi32(v[r], v[r + 1]);
-        }
-        for (int h = 0; h < IR; h += 4) {
-            u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);
-            u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);
-            u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);
-            u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);
-        }
-        __m256i *q = (__m256i *)(void *)(d + IR);
-        for (int g = 0; g < 4; g++) {
-            _mm256_store_si256(q + g, _mm256_permute2x128_si256(u[g], u[g + 4], 0x20));
-            _mm256_store_si256(q + g + 4, _mm256_permute2x128_si256(u[g], u[g + 4], 0x31));
-        }
+        x86_store_steps(v, (__m256i *)(void *)(d + IR));
     }
-}
-
-X86_INLINE __m256i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, sizeof v);
-    return _mm256_set1_epi32(v);
 }
 
 /* out[c][0..8) = the 8 rows of the group in buf times columns a[0..nc),
@@ -134,11 +112,11 @@ X86_INLINE void kernel(int64_t nb, const uint8_t *buf, const void *const *a, con
                     const __m256i aw = _mm256_sign_epi8(wv, wv);
                     _Pragma("GCC unroll 4")
                     for (int c = 0; c < nc; c++)
-                        s16[c] = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(y[c]->qs + 4 * g), wv));
+                        s16[c] = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x86_bcast4(y[c]->qs + 4 * g), wv));
                 } else {
                     _Pragma("GCC unroll 4")
                     for (int c = 0; c < nc; c++)
-                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wv, bcast4(y[c]->qs + 4 * g)));
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wv, x86_bcast4(y[c]->qs + 4 * g)));
                 }
             }
             _Pragma("GCC unroll 4")

@@ -73,6 +73,10 @@ int x86_gemm_i8_supported(tq_type t);
 size_t x86_gemm_i8_buf_bytes(int64_t n_in);
 void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                  int64_t n_cols, float *dst, int64_t n_out, void *buf);
+/* The same for q4_K / q5_K weights and q8_K columns (x86_gemm_k.c). */
+size_t x86_gemm_k_buf_bytes(int64_t n_in);
+void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
+                int64_t n_cols, float *dst, int64_t n_out, void *buf);
 
 /* ---- activation encoders (x86_quant.c) ----------------------------------- */
 
@@ -143,5 +147,50 @@ X86_INLINE __m256i x86_dot_us8(__m256i acc, __m256i u, __m256i s) {
 X86_INLINE __m256i x86_dot_s8(__m256i acc, __m256i x, __m256i y) {
     return x86_dot_us8(acc, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
+
+/* 4 bytes at p broadcast to every int32 lane. */
+X86_INLINE __m256i x86_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* The row-interleaved "steps" of the prefill tiles (x86_gemm_i8.c,
+ * x86_gemm_k.c): v[r] holds 32 codes of row r; q[g] receives bytes
+ * 4g..4g+3 of v[0], v[1], ..., v[7] (an 8 x 8 transpose of int32). q is
+ * 32-byte aligned. */
+X86_INLINE void x86_store_steps(const __m256i v[8], __m256i *q) {
+    __m256i t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_epi32(v[r], v[r + 1]);
+        t[r + 1] = _mm256_unpackhi_epi32(v[r], v[r + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);
+        u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);
+        u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);
+        u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);
+    }
+    for (int g = 0; g < 4; g++) {
+        _mm256_store_si256(q + g, _mm256_permute2x128_si256(u[g], u[g + 4], 0x20));
+        _mm256_store_si256(q + g + 4, _mm256_permute2x128_si256(u[g], u[g + 4], 0x31));
+    }
+}
+
+/* The 6-bit scales and mins of the 8 sub-blocks of a q4_K/q5_K block as
+ * int16: scales 0..7 in the low 128 bits, mins 0..7 in the high ones (the
+ * values of get_scale_min_k4 in core/src/tq_quants_k.c, unpacked with
+ * 32-bit masks as ggml does instead of byte by byte). */
+X86_INLINE __m256i x86_k4_scales_mins(const uint8_t *s) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    const uint32_t mins_lo = u[1] & 0x3f3f3f3fu;
+    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    u[2] = mins_lo;
+    u[0] &= 0x3f3f3f3fu;
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+}
+
 
 #endif

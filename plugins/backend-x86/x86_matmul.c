@@ -30,7 +30,8 @@
 #define MR 2          /* weight rows per kernel call (float weights)   */
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
-#define I8_MIN_COLS 16 /* columns from which q4_0/q5_0/q8_0 prefill uses x86_gemm_i8 */
+#define I8_MIN_COLS 16 /* columns from which prefill uses the row-interleaved tiles
+                          (x86_gemm_i8.c: q4_0/q5_0/q8_0, x86_gemm_k.c: q4_K/q5_K) */
 
 /* nr (1..MR) weight rows w[0..nr) times nc (1..NC) encoded activation
  * columns a[0..nc); out[r * NC + c]. */
@@ -453,21 +454,6 @@ DOT_ENTRY_SIGNED(dot_q8_0, W_Q8_0)
 
 /* ---- K-quants (256-element super-blocks, activations q8_K) ---------------- */
 
-/* The 6-bit scales and mins of the 8 sub-blocks of a q4_K/q5_K block as
- * int16: scales 0..7 in the low 128 bits, mins 0..7 in the high ones (the
- * values of get_scale_min_k4 in core/src/tq_quants_k.c, unpacked with
- * 32-bit masks as ggml does instead of byte by byte). */
-X86_INLINE __m256i k4_scales_mins(const uint8_t *s) {
-    uint32_t u[4];
-    memcpy(u, s, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    const uint32_t mins_lo = u[1] & 0x3f3f3f3fu;
-    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[2] = mins_lo;
-    u[0] &= 0x3f3f3f3fu;
-    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
-}
-
 /* From 8 int16 s[0..7] repeated in both 128-bit lanes: s[a] in every int16
  * of the low lane and s[b] in every one of the high lane (a shuffle rather
  * than two scalar broadcasts). */
@@ -524,7 +510,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
             const x86_block_q4_K *b = (const x86_block_q4_K *)w + i;
             scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
         }
-        const __m256i sm = k4_scales_mins(scb);
+        const __m256i sm = x86_k4_scales_mins(scb);
         const __m128i sc8 = _mm256_castsi256_si128(sm), mins8 = _mm256_extracti128_si256(sm, 1);
         const __m256i scales = _mm256_set_m128i(sc8, sc8);
         __m256i isum[NC];
@@ -823,9 +809,12 @@ static void gemm_i8_worker(void *user, int ith, int nth) {
     const mm_task *t = user;
     int64_t lo, hi;
     x86_split(t->n_out, ith, nth, 8, &lo, &hi);
-    if (lo < hi)
-        x86_gemm_i8(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out,
-                    t->i8buf + (size_t)ith * t->i8buf_stride);
+    if (lo >= hi) return;
+    void *buf = t->i8buf + (size_t)ith * t->i8buf_stride;
+    if (t->mt->act == ACT_Q8_K)
+        x86_gemm_k(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out, buf);
+    else
+        x86_gemm_i8(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out, buf);
 }
 
 /* Float weights, several columns: rows of each row block are widened to f32
@@ -889,8 +878,9 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     const size_t act_total = (t.act_stride * (size_t)t.n_cols + 63) / 64 * 64;
     t.wconv_stride = float_tiles ? (size_t)FR_BLOCK * (size_t)t.n_in : 0;
     /* Row-interleaved tiles pay for their unpacking from a few dozen columns. */
-    const int i8 = t.n_cols >= I8_MIN_COLS && x86_gemm_i8_supported(wt) && host->n_threads > 0;
-    t.i8buf_stride = i8 ? (x86_gemm_i8_buf_bytes(t.n_in) + 63) / 64 * 64 : 0;
+    const int kq = wt == TQ_TYPE_Q4_K || wt == TQ_TYPE_Q5_K;
+    const int i8 = t.n_cols >= I8_MIN_COLS && (x86_gemm_i8_supported(wt) || kq) && host->n_threads > 0;
+    t.i8buf_stride = !i8 ? 0 : ((kq ? x86_gemm_k_buf_bytes(t.n_in) : x86_gemm_i8_buf_bytes(t.n_in)) + 63) / 64 * 64;
     const size_t extra = t.gemv_type >= 0 ? gemv_col_bytes(t.n_in)
                        : i8 ? t.i8buf_stride * (size_t)host->n_threads
                             : t.wconv_stride * sizeof(float) * (size_t)(float_tiles ? host->n_threads : 0);
