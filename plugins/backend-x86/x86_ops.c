@@ -284,6 +284,11 @@ void x86_rope(tq_device *dev, tq_tensor *dst) {
 
 /* ---- attention ----------------------------------------------------------------- */
 
+/* Query tokens per task: each K row is widened to f32 once per block of
+ * AQB tokens (times the group's heads) instead of once per token. */
+#define AQB 4
+#define AMAXQ (AQB * 64) /* query vectors per task, for a group of up to 64 heads */
+
 int x86_attention_supported(const tq_tensor *node) {
     const tq_tensor *q = node->src[0], *k = node->src[1], *v = node->src[2];
     if (!q || !k || !v || !k->data || !v->data) return 0;
@@ -293,6 +298,7 @@ int x86_attention_supported(const tq_tensor *node) {
     return q->type == TQ_TYPE_F32 && x86_contiguous(q) && x86_contiguous(node) && hd % 8 == 0 &&
            k->ne[0] == hd && v->ne[0] == hd && k->nb[0] == el && v->nb[0] == el &&
            k->ne[2] == v->ne[2] && k->ne[2] > 0 && q->ne[1] % k->ne[2] == 0 &&
+           q->ne[1] / k->ne[2] <= AMAXQ / AQB &&
            k->ne[1] >= node->op_params[2] && v->ne[1] >= node->op_params[2] &&
            node->op_params[1] + q->ne[2] <= node->op_params[2];
 }
@@ -306,62 +312,111 @@ typedef struct att_task {
     size_t work_stride; /* floats per thread */
 } att_task;
 
-/* hd elements of a K or V row as f32. */
-X86_INLINE void load_row(const char *p, tq_type type, int64_t hd, float *out) {
-    if (type == TQ_TYPE_F16)
-        for (int64_t d = 0; d < hd; d += 8)
-            _mm256_storeu_ps(out + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + d))));
-    else
-        memcpy(out, p, (size_t)hd * sizeof(float));
+/* 8 elements at d of a K or V row as f32. */
+X86_INLINE __m256 load8(const char *p, tq_type type, int64_t d) {
+    if (type == TQ_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + d)));
+    return _mm256_loadu_ps((const float *)p + d);
 }
 
-/* One task = one query position and one KV head with the `group` query
- * heads that share it, so each K and V row is converted once per group. */
+/* s[k] = q[k] . row for n (1..8) query vectors: n independent FMA chains,
+ * each one the same sequence of operations as a single dot product, so a
+ * score does not depend on how many are computed together. */
+X86_INLINE void dots(const float *row, const float *const *q, const int n, int64_t hd, float scale,
+                     float *const *out, int64_t j) {
+    __m256 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < n; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 8) {
+        const __m256 rv = _mm256_loadu_ps(row + d);
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < n; k++) acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(q[k] + d), rv, acc[k]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < n; k++) out[k][j] = x86_hsum(acc[k]) * scale;
+}
+
+static void dots_any(const float *row, const float *const *q, int n, int64_t hd, float scale, float *const *out,
+                     int64_t j) {
+    switch (n) {
+    case 8: dots(row, q, 8, hd, scale, out, j); break;
+    case 7: dots(row, q, 7, hd, scale, out, j); break;
+    case 6: dots(row, q, 6, hd, scale, out, j); break;
+    case 5: dots(row, q, 5, hd, scale, out, j); break;
+    case 4: dots(row, q, 4, hd, scale, out, j); break;
+    case 3: dots(row, q, 3, hd, scale, out, j); break;
+    case 2: dots(row, q, 2, hd, scale, out, j); break;
+    default: dots(row, q, 1, hd, scale, out, j); break;
+    }
+}
+
+/* out[d0 .. d0 + 8 * NCH) = sum over keys j < n_see of p[j] * V[j] (in key
+ * order, one chain per 8 lanes: the order of a plain loop over j), with the
+ * accumulators held in registers for the whole pass. */
+X86_INLINE void vsum(const att_task *t, int64_t kvh, const float *p, int64_t n_see, int64_t d0, const int NCH,
+                     float *out) {
+    __m256 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < NCH; c++) acc[c] = _mm256_setzero_ps();
+    const char *v = (const char *)t->v->data + kvh * t->v->nb[2];
+    for (int64_t j = 0; j < n_see; j++, v += t->v->nb[1]) {
+        const __m256 pv = _mm256_set1_ps(p[j]);
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < NCH; c++) acc[c] = _mm256_fmadd_ps(pv, load8(v, t->v->type, d0 + 8 * c), acc[c]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < NCH; c++) _mm256_storeu_ps(out + d0 + 8 * c, acc[c]);
+}
+
+static void vsum_row(const att_task *t, int64_t kvh, const float *p, int64_t n_see, int64_t hd, float *out) {
+    int64_t d = 0;
+    for (; d + 64 <= hd; d += 64) vsum(t, kvh, p, n_see, d, 8, out);
+    if (d + 32 <= hd) vsum(t, kvh, p, n_see, d, 4, out), d += 32;
+    if (d + 16 <= hd) vsum(t, kvh, p, n_see, d, 2, out), d += 16;
+    if (d + 8 <= hd) vsum(t, kvh, p, n_see, d, 1, out);
+}
+
+/* One task = a block of up to AQB query tokens and one KV head with the
+ * `group` query heads that share it: each K row is widened once per task
+ * and dotted with every query vector of the task; each V row is read once
+ * per query vector and 64 output lanes. Tasks are dealt round-robin, since
+ * with a causal mask later tokens have more keys. */
 static void att_worker(void *user, int ith, int nth) {
     const att_task *t = user;
     const int64_t hd = t->q->ne[0], n_head = t->q->ne[1], n_tok = t->q->ne[2];
     const int64_t n_kv_head = t->k->ne[2], G = t->group;
-    float *scores = t->work + (size_t)ith * t->work_stride; /* G x n_kv */
-    float *acc = scores + (size_t)G * (size_t)t->n_kv;       /* G x hd   */
-    float *row = acc + G * hd;                               /* hd       */
-    int64_t lo, hi;
-    x86_split(n_tok * n_kv_head, ith, nth, 1, &lo, &hi);
-    for (int64_t task = lo; task < hi; task++) {
-        const int64_t i = task / n_kv_head, kvh = task % n_kv_head;
-        const float *q0 = (const float *)t->q->data + (i * n_head + kvh * G) * hd;
-        const int64_t n_see = t->pos0 + i + 1; /* causal: keys 0..pos0+i */
-        for (int64_t j = 0; j < n_see; j++) {
-            load_row((const char *)t->k->data + j * t->k->nb[1] + kvh * t->k->nb[2], t->k->type, hd, row);
-            for (int64_t g = 0; g < G; g++) {
-                const float *q = q0 + g * hd;
-                __m256 s = _mm256_setzero_ps();
-                for (int64_t d = 0; d < hd; d += 8)
-                    s = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(row + d), s);
-                scores[g * t->n_kv + j] = x86_hsum(s) * t->scale;
-            }
+    const int64_t n_blk = (n_tok + AQB - 1) / AQB;
+    float *scores = t->work + (size_t)ith * t->work_stride; /* AQB * G x n_kv */
+    float *row = scores + (size_t)(AQB * G) * (size_t)t->n_kv;   /* hd            */
+    for (int64_t task = ith; task < n_blk * n_kv_head; task += nth) {
+        const int64_t b = task / n_kv_head, kvh = task % n_kv_head;
+        const int64_t i0 = b * AQB, nq_tok = n_tok - i0 < AQB ? n_tok - i0 : AQB;
+        const int64_t nq = nq_tok * G;
+        const float *qv[AMAXQ];
+        float *sc[AMAXQ];
+        for (int64_t k = 0; k < nq; k++) {
+            const int64_t i = i0 + k / G, g = k % G;
+            qv[k] = (const float *)t->q->data + (i * n_head + kvh * G + g) * hd;
+            sc[k] = scores + (size_t)k * (size_t)t->n_kv;
         }
-        for (int64_t g = 0; g < G; g++) {
-            float *sc = scores + g * t->n_kv, mx = -INFINITY;
-            for (int64_t j = 0; j < n_see; j++) mx = sc[j] > mx ? sc[j] : mx;
+        const int64_t n_see_max = t->pos0 + i0 + nq_tok; /* causal: keys 0..pos0+i */
+        const char *kr = (const char *)t->k->data + kvh * t->k->nb[2];
+        for (int64_t j = 0; j < n_see_max; j++, kr += t->k->nb[1]) {
+            for (int64_t d = 0; d < hd; d += 8) _mm256_storeu_ps(row + d, load8(kr, t->k->type, d));
+            for (int64_t k = 0; k < nq; k += 8) dots_any(row, qv + k, nq - k < 8 ? (int)(nq - k) : 8, hd, t->scale, sc + k, j);
+        }
+        for (int64_t k = 0; k < nq; k++) {
+            const int64_t i = i0 + k / G, n_see = t->pos0 + i + 1;
+            float *s = sc[k], mx = -INFINITY;
+            for (int64_t j = 0; j < n_see; j++) mx = s[j] > mx ? s[j] : mx;
             double sum = 0;
             for (int64_t j = 0; j < n_see; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
             }
             const float inv = (float)(1.0 / sum);
-            for (int64_t j = 0; j < n_see; j++) sc[j] *= inv;
+            for (int64_t j = 0; j < n_see; j++) s[j] *= inv;
+            vsum_row(t, kvh, s, n_see, hd, (float *)t->dst->data + (i * n_head + kvh * G + k % G) * hd);
         }
-        memset(acc, 0, (size_t)(G * hd) * sizeof(float));
-        for (int64_t j = 0; j < n_see; j++) {
-            load_row((const char *)t->v->data + j * t->v->nb[1] + kvh * t->v->nb[2], t->v->type, hd, row);
-            for (int64_t g = 0; g < G; g++) {
-                const __m256 p = _mm256_set1_ps(scores[g * t->n_kv + j]);
-                float *a = acc + g * hd;
-                for (int64_t d = 0; d < hd; d += 8)
-                    _mm256_storeu_ps(a + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(row + d), _mm256_loadu_ps(a + d)));
-            }
-        }
-        memcpy((float *)t->dst->data + (i * n_head + kvh * G) * hd, acc, (size_t)(G * hd) * sizeof(float));
     }
 }
 
@@ -377,7 +432,7 @@ tq_status x86_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.group = (int32_t)(t.q->ne[1] / t.k->ne[2]);
     t.scale = tq_param_f(dst, 3);
     const size_t hd = (size_t)t.q->ne[0];
-    t.work_stride = ((size_t)t.group * ((size_t)t.n_kv + hd) + hd + 15) / 16 * 16;
+    t.work_stride = ((size_t)(AQB * t.group) * (size_t)t.n_kv + hd + 15) / 16 * 16;
     t.work = x86_scratch(dev, t.work_stride * sizeof(float) * (size_t)host->n_threads);
     if (!t.work) return x86_error(err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", t.n_kv);
     host->parallel_for(att_worker, &t);
