@@ -25,7 +25,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-: "${PEER_BIN_DIR:?set PEER_BIN_DIR to llama.cpp's build/bin}"
+: "${PEER_BIN_DIR:?set PEER_BIN_DIR to the build/bin directory of llama.cpp}"
 TQRUN=${TQRUN:-$here/build/cli/tqrun}
 TQGEN=${TQGEN:-$here/build/tools/tq-gen-model}
 SHARED=${SHARED:-$here/../shared}
@@ -60,14 +60,20 @@ for r in json.load(sys.stdin):
     t = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
     print(t, "%.2f" % statistics.median(r["samples_ts"]))'
 }
-# tqrun bench -o csv: test and median
+# tqrun bench -o csv: test, median, load ms, backend, GB/s (weights read per
+# generated token x t/s; 0 for prompt tests)
 tb() {
   "$TQRUN" bench -m "$1" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o csv "${backend_args[@]}" 2>>"$log" |
     python3 -c '
 import csv, sys
 for r in csv.DictReader(sys.stdin):
-    print(r["test"], r["ts_median"], r["load_ms"], r["backend"])'
+    print(r["test"], r["ts_median"], r["load_ms"], r["backend"].replace(" ", ""), r["gbps"], r["ts_median"])'
 }
+
+# The machine's read bandwidth with THREADS threads (bench/membw.c), GB/s.
+membw=$MODELS/membw
+cc -O2 -mavx2 -pthread "$here/bench/membw.c" -o "$membw"
+bw=$("$membw" "$THREADS" 1024 9 | sed -n 's/.*median \([0-9.]*\) GB\/s.*/\1/p')
 
 {
   echo "# tqrun vs llama.cpp — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -76,6 +82,7 @@ for r in csv.DictReader(sys.stdin):
   echo "- llama.cpp: $PEER_BIN_DIR ($("$PEER_BIN_DIR/llama-bench" --version 2>&1 | head -1 || true))"
   echo "- tqrun: $TQRUN ($("$TQRUN" --version)); backend chain: ${BACKEND:-default}"
   echo "- repetitions: $REPS; t/s = median over repetitions"
+  echo "- read bandwidth ($THREADS threads, bench/membw.c, median of 9 passes over 1 GiB): $bw GB/s"
   echo
 } > "$OUT"
 
@@ -101,15 +108,21 @@ if [ "$what" = speed ] || [ "$what" = all ]; then
     echo
     echo "## Speed: $THREADS threads, -p 512 / -n 128, same files"
     echo
-    echo "| model | test | llama.cpp t/s | tqrun t/s | tqrun / llama.cpp | tqrun backend | tqrun load ms |"
-    echo "| --- | --- | ---: | ---: | ---: | --- | ---: |"
+    echo "Decode rows: GB/s = bytes of weights one token reads x t/s, and that as a"
+    echo "fraction of the measured read bandwidth ($bw GB/s), for both tools."
+    echo
+    echo "| model | test | llama.cpp t/s | tqrun t/s | tqrun / llama.cpp | tqrun backend | tqrun load ms | decode GB/s llama.cpp / tqrun | of bandwidth llama.cpp / tqrun |"
+    echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
   } >> "$OUT"
   for f in "${files[@]}"; do
     declare -A L=()
     while read -r t v; do L[$t]=$v; done < <(lb "$f")
-    while read -r t v load be; do
+    while read -r t v load be gbps ts; do
       r=$(python3 -c "print('%.3f' % ($v / ${L[$t]}))")
-      echo "| $(basename "$f") | $t | ${L[$t]} | $v | $r | $be | $load |" >> "$OUT"
+      bwcols=$(python3 -c "
+g = float('$gbps'); ts = float('$ts'); lc = float('${L[$t]}') * g / ts if ts > 0 and g > 0 else 0
+print('| %.2f / %.2f | %.0f%% / %.0f%%' % (lc, g, 100 * lc / $bw, 100 * g / $bw) if g > 0 else '| |')")
+      echo "| $(basename "$f") | $t | ${L[$t]} | $v | $r | $be | $load $bwcols |" >> "$OUT"
     done < <(tb "$f")
     unset L
   done
