@@ -23,6 +23,8 @@
  * Exactness: the integer sum of each block equals the scalar kernels' of
  * core/src/tq_quants*.c; only the float accumulation order differs (8 lanes
  * and FMA here), which the conformance test bounds. */
+#include <stdatomic.h>
+
 #include "x86_blocks.h"
 #include "x86_internal.h"
 
@@ -739,7 +741,23 @@ typedef struct mm_task {
     gemv_col col;
     char *i8buf;        /* prefill via x86_gemm_i8: one buffer per thread */
     size_t i8buf_stride;
+    atomic_llong *next_row; /* decoding: the next chunk of rows to take */
 } mm_task;
+
+/* Decoding hands out rows in chunks of DECODE_CHUNK from a shared counter
+ * rather than in one equal share per thread: on a machine where the other
+ * thread's core is busy for a while (a VM, a laptop), the free one takes
+ * more chunks instead of waiting at the end of the node. Chunks are long
+ * enough (tens of KB of weights) for the hardware prefetcher to stream. */
+#define DECODE_CHUNK 64 /* a multiple of MR */
+
+/* [*lo, *hi) of the next chunk; 0 when all rows are taken. */
+static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
+    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, DECODE_CHUNK, memory_order_relaxed);
+    if (*lo >= t->n_out) return 0;
+    *hi = *lo + DECODE_CHUNK < t->n_out ? *lo + DECODE_CHUNK : t->n_out;
+    return 1;
+}
 
 static void encode_column(const mm_task *t, int64_t c) {
     const float *x = (const float *)x86_row(t->x, c);
@@ -761,10 +779,21 @@ static void encode_worker(void *user, int ith, int nth) {
     for (int64_t c = lo; c < hi; c++) encode_column(t, c);
 }
 
+static void mm_rows(const mm_task *t, int64_t lo, int64_t hi);
+
 static void mm_worker(void *user, int ith, int nth) {
     const mm_task *t = user;
     int64_t lo, hi;
-    x86_split(t->n_out, ith, nth, MR, &lo, &hi);
+    if (t->n_cols == 1) {
+        while (next_chunk(t, &lo, &hi)) mm_rows(t, lo, hi);
+    } else {
+        x86_split(t->n_out, ith, nth, MR, &lo, &hi);
+        mm_rows(t, lo, hi);
+    }
+}
+
+/* Rows [lo, hi) times every column. */
+static void mm_rows(const mm_task *t, int64_t lo, int64_t hi) {
     const dot_fn dot = t->mt->dot;
     for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
         const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
@@ -788,10 +817,7 @@ static void mm_worker(void *user, int ith, int nth) {
     }
 }
 
-static void gemv_worker(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    x86_split(t->n_out, ith, nth, 1, &lo, &hi);
+static void gemv_rows(const mm_task *t, int64_t lo, int64_t hi) {
     switch (t->gemv_type) {
     case W_Q4_0:
         for (int64_t r = lo; r < hi; r++) t->dst[r] = gemv_32(t->n_in, x86_row(t->w, r), &t->col, W_Q4_0);
@@ -803,6 +829,13 @@ static void gemv_worker(void *user, int ith, int nth) {
         for (int64_t r = lo; r < hi; r++) t->dst[r] = gemv_32(t->n_in, x86_row(t->w, r), &t->col, W_Q8_0);
         break;
     }
+}
+
+static void gemv_worker(void *user, int ith, int nth) {
+    (void)ith, (void)nth;
+    const mm_task *t = user;
+    int64_t lo, hi;
+    while (next_chunk(t, &lo, &hi)) gemv_rows(t, lo, hi);
 }
 
 static void gemm_i8_worker(void *user, int ith, int nth) {
@@ -891,6 +924,9 @@ tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
         return x86_error(err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
                          (long long)t.n_cols);
     /* One column is cheaper to encode here than to hand to the pool. */
+    atomic_llong next_row;
+    atomic_init(&next_row, 0);
+    t.next_row = &next_row;
     if (t.n_cols == 1)
         encode_column(&t, 0);
     else
