@@ -32,6 +32,7 @@
 #define MR 2          /* weight rows per kernel call (float weights)   */
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
+#define FLOAT_ACT_BYTES (512 * 1024) /* float prefill: activations per column block */
 #define I8_MIN_COLS 16 /* columns from which prefill uses the row-interleaved tiles
                           (x86_gemm_i8.c: q4_0/q5_0/q8_0, x86_gemm_k.c: q4_K/q5_K) */
 
@@ -859,8 +860,13 @@ static void mm_worker_float(void *user, int ith, int nth) {
     x86_split(t->n_out, ith, nth, FR, &lo, &hi);
     const int T = t->mt->type == TQ_TYPE_F16 ? WF_F16 : t->mt->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
     float *wbuf = t->wconv + (size_t)ith * t->wconv_stride;
-    for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
-        const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
+    /* Each row block is widened once per column block, so the column block
+     * is as wide as FLOAT_ACT_BYTES of f32 activations allow (they are then
+     * re-read from L2 for every row block). */
+    int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(float) * t->n_in) / FC * FC;
+    cb = cb < COL_BLOCK ? COL_BLOCK : cb > 4 * COL_BLOCK ? 4 * COL_BLOCK : cb;
+    for (int64_t c0 = 0; c0 < t->n_cols; c0 += cb) {
+        const int64_t c1 = c0 + cb < t->n_cols ? c0 + cb : t->n_cols;
         for (int64_t r0 = lo; r0 < hi; r0 += FR_BLOCK) {
             const int64_t r1 = r0 + FR_BLOCK < hi ? r0 + FR_BLOCK : hi;
             const float *wrow[FR_BLOCK];
