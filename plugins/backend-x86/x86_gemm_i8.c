@@ -174,7 +174,7 @@ void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, si
         for (int64_t r = lo; r < hi; r += IR) {
             const int nr = hi - r < IR ? (int)(hi - r) : IR;
             const void *rows[IR];
-            for (int j = 0; j < IR; j++) rows[j] = x86_row(w, r + (j < nr ? j : nr - 1));
+            x86_group_rows(w, r, nr, rows);
             repack(rows, nb, T, wbuf);
             for (int64_t c = c0; c < c1; c += IC) {
                 const int nc = c1 - c < IC ? (int)(c1 - c) : IC;
@@ -186,16 +186,7 @@ void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, si
                 }
                 __m256 out[IC];
                 kernel_any(nb, wbuf, a, bias, nc, out, T);
-                for (int k = 0; k < nc; k++) {
-                    float *o = dst + (c + k) * n_out + r;
-                    if (nr == IR) {
-                        _mm256_storeu_ps(o, out[k]);
-                    } else {
-                        float tmp[IR];
-                        _mm256_storeu_ps(tmp, out[k]);
-                        memcpy(o, tmp, (size_t)nr * sizeof(float));
-                    }
-                }
+                x86_store_group(dst, n_out, r, nr, c, out, nc);
             }
         }
     }

@@ -157,7 +157,7 @@ void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, siz
         for (int64_t r = lo; r < hi; r += IR) {
             const int nr = hi - r < IR ? (int)(hi - r) : IR;
             const void *rows[IR];
-            for (int j = 0; j < IR; j++) rows[j] = x86_row(w, r + (j < nr ? j : nr - 1));
+            x86_group_rows(w, r, nr, rows);
             repack_k(rows, nb, five, buf);
             for (int64_t c = c0; c < c1; c += IC) {
                 const int nc = c1 - c < IC ? (int)(c1 - c) : IC;
@@ -165,16 +165,7 @@ void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, siz
                 for (int k = 0; k < nc; k++) a[k] = act + (size_t)(c + k) * act_stride;
                 __m256 out[IC];
                 kernel_k_any(nb, buf, a, nc, out, five);
-                for (int k = 0; k < nc; k++) {
-                    float *o = dst + (c + k) * n_out + r;
-                    if (nr == IR) {
-                        _mm256_storeu_ps(o, out[k]);
-                    } else {
-                        float tmp[IR];
-                        _mm256_storeu_ps(tmp, out[k]);
-                        memcpy(o, tmp, (size_t)nr * sizeof(float));
-                    }
-                }
+                x86_store_group(dst, n_out, r, nr, c, out, nc);
             }
         }
     }

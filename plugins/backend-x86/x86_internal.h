@@ -177,6 +177,29 @@ X86_INLINE void x86_store_steps(const __m256i v[8], __m256i *q) {
     }
 }
 
+/* The 8 weight rows of a row-interleaved group starting at row r, of which
+ * nr (1..8) exist: the missing ones repeat the last (their lanes are
+ * computed and dropped). */
+X86_INLINE void x86_group_rows(const tq_tensor *w, int64_t r, int nr, const void *rows[8]) {
+    for (int j = 0; j < 8; j++) rows[j] = x86_row(w, r + (j < nr ? j : nr - 1));
+}
+
+/* Stores lanes 0..nr of out[k] (row r.. of column c + k, k < nc) into dst,
+ * n_out floats per column. */
+X86_INLINE void x86_store_group(float *dst, int64_t n_out, int64_t r, int nr, int64_t c, const __m256 *out,
+                                int nc) {
+    for (int k = 0; k < nc; k++) {
+        float *o = dst + (c + k) * n_out + r;
+        if (nr == 8) {
+            _mm256_storeu_ps(o, out[k]);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, out[k]);
+            memcpy(o, tmp, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
 /* The 6-bit scales and mins of the 8 sub-blocks of a q4_K/q5_K block as
  * int16: scales 0..7 in the low 128 bits, mins 0..7 in the high ones (the
  * values of get_scale_min_k4 in core/src/tq_quants_k.c, unpacked with
