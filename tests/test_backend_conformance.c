@@ -26,7 +26,9 @@
  *    bit-identical.
  *
  * A table op x type x max error is printed. Ops in a cap row this file has
- * no case for fail the test, so the table cannot grow untested. */
+ * no case for fail the test, so the table cannot grow untested. With
+ * $TQ_TEST_EXPECT_ID set, the run fails unless that plugin (one variant of
+ * a backend) is the one loaded. */
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
@@ -42,7 +44,14 @@
 #include "tq_sched.h"
 #include "tq_test_util.h"
 #include "tq_types.h"
+#include "cpu_test_iface.h"
 #include "x86_test_iface.h"
+
+/* backend-x86 serves the common CPU test interface under its own older id;
+ * the layouts must agree for check_encoders to read either. */
+_Static_assert(sizeof(cpu_test_iface) == sizeof(x86_test_iface), "test iface layouts");
+_Static_assert(offsetof(cpu_test_iface, quantize_q8_K) == offsetof(x86_test_iface, quantize_q8_K),
+               "test iface layouts");
 
 /* ---- randomness ------------------------------------------------------------ */
 
@@ -381,7 +390,8 @@ static void encoder_inputs(float *x, int64_t n, int variant) {
 }
 
 static void check_encoders(const be_case *b) {
-    const x86_test_iface *ti = b->entry->get_interface(b->state, X86_TEST_IFACE);
+    const cpu_test_iface *ti = b->entry->get_interface(b->state, CPU_TEST_IFACE);
+    if (!ti) ti = b->entry->get_interface(b->state, X86_TEST_IFACE);
     if (!ti) {
         printf("conformance %-6s activation encoders: no test interface, skipped\n", b->name);
         return;
@@ -687,6 +697,10 @@ START_TEST(encoders) {
 }
 END_TEST
 
+/* The variant a run was set up for ($TQ_TEST_EXPECT_ID) is the one loaded. */
+START_TEST(expected_plugin) { tq_test_expect_loaded(g_reg); }
+END_TEST
+
 /* Each test runs with a pool of 3 threads (uneven splits on purpose). The
  * pool is started here, in the process that runs the test: Check forks
  * each test, and a forked child has none of its parent's threads. */
@@ -748,6 +762,7 @@ int main(void) {
     TCase *tc = tcase_create("caps");
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, start_pool, NULL);
+    tcase_add_test(tc, expected_plugin);
     tcase_add_test(tc, encoders);
     tcase_add_loop_test(tc, cap_row, 0, g_n_pairs);
     suite_add_tcase(s, tc);

@@ -39,8 +39,11 @@ typedef struct tq_golden_case {
     const char *backends;    /* NULL: $TQ_TEST_BACKEND or "ref"                 */
 } tq_golden_case;
 
-/* Runs the case and checks it (ck_assert on failure). Returns 0 when the
- * shared dir is missing (caller decides to skip), 1 when it ran. */
+/* Runs the case and checks it (ck_assert on failure). Returns 0 when it
+ * did not run: the shared dir is missing (caller decides to skip), or
+ * $TQ_GOLDEN_CASES (comma-separated golden names) is set and omits it;
+ * 1 when it ran. With $TQ_TEST_EXPECT_ID set, fails unless that plugin is
+ * loaded (tq_test_expect_loaded). */
 int tq_golden_check(const tq_golden_case *c);
 
 #endif

@@ -1,6 +1,8 @@
 /* tq_test_util.c — helpers shared by the Check suites. */
 #include "tq_test_util.h"
 
+#include "tq_registry.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,20 @@ int tq_test_have_arch_llama(const char *what) {
 const char *tq_test_backend(void) {
     const char *b = getenv("TQ_TEST_BACKEND");
     return b && *b ? b : "ref";
+}
+
+void tq_test_expect_loaded(const tq_registry *reg) {
+    const char *want = getenv("TQ_TEST_EXPECT_ID");
+    if (!want || !*want) return;
+    for (int i = 0; i < tq_registry_count(reg); i++) {
+        const tq_plugin_record *rec = tq_registry_record(reg, i);
+        if (rec->id && strcmp(rec->id, want) == 0) {
+            ck_assert_msg(rec->status == TQ_PLUGIN_OK, "expected plugin %s (%s) is not loaded: %s", want,
+                          rec->path, rec->reason);
+            return;
+        }
+    }
+    ck_abort_msg("expected plugin %s was not found (TQ_PLUGIN_PATH)", want);
 }
 
 int tq_test_run(Suite *s) {

@@ -42,6 +42,13 @@ int tq_test_have_arch_llama(const char *what);
  * (the oracle; without a chain the runtime would pick every loaded backend). */
 const char *tq_test_backend(void);
 
+/* When $TQ_TEST_EXPECT_ID names a plugin id (e.g.
+ * "org.tqrun.backend.neon.dotprod"), asserts that the registry loaded it:
+ * a run meant for one variant of a backend (a cross build forcing the
+ * emulated CPU) then fails instead of silently testing another. */
+struct tq_registry;
+void tq_test_expect_loaded(const struct tq_registry *reg);
+
 /* Runs the suite, returns 0 if all passed, 1 otherwise. */
 int tq_test_run(Suite *s);
 

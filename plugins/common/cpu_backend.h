@@ -1,0 +1,236 @@
+/* cpu_backend.h — the parts of a CPU backend plugin that do not depend on
+ * its instruction set, compiled into each one (plugins never link the core;
+ * today backend-neon, and the x86 backend can move onto it).
+ *
+ * A CPU backend is host memory and one device, so devices, buffers,
+ * supports() (shapes and layouts), the dispatch of graph_compute, the
+ * MUL_MAT driver (encode every activation column once, then tile rows x
+ * columns over the host's pool) and every other op (attention, rms_norm,
+ * rope, add, mul, scale, silu, swiglu, view_rows, get_rows) are the same for
+ * every ISA but for a few inner loops. A plugin supplies a cpu_kernels
+ * table: its matmul dot products and activation encoders and those inner
+ * loops, and builds its tq_backend_iface with CPU_BACKEND_IFACE.
+ *
+ * Results: the shared code adds no rounding of its own beyond the ref
+ * backend's (same float operations in the same order, one rounding each;
+ * the plugin must be compiled with -ffp-contract=off): get_rows, rope and
+ * the element-wise ops are bit-identical to ref, and attention, rms_norm
+ * and the matmul differ from it only through the plugin's sums (dot, axpy,
+ * sum_squares, the dot functions). */
+#ifndef CPU_BACKEND_H
+#define CPU_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <tqrun/tq_plugin.h>
+
+/* ---- what a plugin supplies ------------------------------------------------ */
+
+/* How the activations of a MUL_MAT are encoded for a weight type. */
+typedef enum cpu_act {
+    CPU_ACT_F32,  /* copied as is                    */
+    CPU_ACT_F16,  /* f32 rounded through f16         */
+    CPU_ACT_BF16, /* f32 rounded through bf16        */
+    CPU_ACT_Q8_0,
+    CPU_ACT_Q8_1,
+    CPU_ACT_Q8_K,
+    CPU_ACT_COUNT
+} cpu_act;
+
+/* The most weight rows and activation columns one dot call takes. */
+#define CPU_MM_MAX_ROWS 4
+#define CPU_MM_MAX_COLS 4
+
+/* nr (1..mm_rows) weight rows w[0..nr) of n elements times nc (1..mm_cols)
+ * encoded activation columns a[0..nc); writes out[r * CPU_MM_MAX_COLS + c].
+ * [worker] */
+typedef void (*cpu_dot_fn)(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
+                           float *out);
+/* A cpu_dot_fn `name` that runs the one-row kernel
+ * kernel(n, w_row, a, nc, out_row, param) row by row, instantiated for each
+ * column count so its column loops unroll (block kernels are dominated by
+ * unpacking the weights, which rows cannot share). */
+#define CPU_DOT_BY_ROWS(name, kernel, param)                                                   \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc,   \
+                     float *out) {                                                            \
+        for (int r = 0; r < nr; r++) {                                                        \
+            float *o = out + r * CPU_MM_MAX_COLS;                                             \
+            switch (nc) {                                                                     \
+            case 4: kernel(n, w[r], a, 4, o, param); break;                                   \
+            case 3: kernel(n, w[r], a, 3, o, param); break;                                   \
+            case 2: kernel(n, w[r], a, 2, o, param); break;                                   \
+            default: kernel(n, w[r], a, 1, o, param); break;                                  \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* A cpu_dot_fn `name` that covers nr x nc (up to 4 x 4) with tiles of at
+ * most 2 x 2 of kernel(n, w, tile_rows, a, tile_cols, out, param), each
+ * shape a constant (register tiles of float weights). */
+#define CPU_DOT_BY_2X2(name, kernel, param)                                                    \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc,   \
+                     float *out) {                                                            \
+        for (int r = 0; r < nr; r += 2)                                                       \
+            for (int c = 0; c < nc; c += 2) {                                                 \
+                const int tr = nr - r < 2 ? 1 : 2, tc = nc - c < 2 ? 1 : 2;                   \
+                float *o = out + r * CPU_MM_MAX_COLS + c;                                     \
+                if (tr == 2 && tc == 2) kernel(n, w + r, 2, a + c, 2, o, param);              \
+                else if (tr == 2) kernel(n, w + r, 2, a + c, 1, o, param);                    \
+                else if (tc == 2) kernel(n, w + r, 1, a + c, 2, o, param);                    \
+                else kernel(n, w + r, 1, a + c, 1, o, param);                                 \
+            }                                                                                 \
+    }
+
+/* n floats of one column into the activation format. [worker] */
+typedef void (*cpu_encode_fn)(const float *x, void *y, int64_t n);
+
+typedef struct cpu_mm_type {
+    tq_type type;
+    int32_t blk;   /* weight elements per block (n_in must be a multiple) */
+    cpu_act act;
+    cpu_dot_fn dot;
+} cpu_mm_type;
+
+typedef struct cpu_kernels {
+    const char *name;        /* backend name: prefix of error messages  */
+    const char *device_name; /* tq_device_info.name                     */
+    const cpu_mm_type *mm_types;
+    int32_t n_mm_types;
+    int32_t mm_rows, mm_cols; /* what the dot functions take at most    */
+    /* Column encoders by cpu_act (CPU_ACT_F32 and CPU_ACT_BF16 may be
+     * NULL: a copy, cpu_round_bf16). Bit-identical to the core's. */
+    cpu_encode_fn encode[CPU_ACT_COUNT];
+    /* SIMD primitives of the shared ops, all [worker]:
+     * n halves to floats (get_rows of f16 tables, f16 K/V rows); */
+    void (*f16_row)(const uint16_t *src, float *dst, int64_t n);
+    /* sum of the float squares x[i] * x[i], added in double (rms_norm); */
+    double (*sum_squares)(const float *x, int64_t n);
+    /* out[0..n_rot) = src rotated by the (cos, sin) pairs cs[2k], cs[2k+1]
+     * of cpu_rope_table, pairs (2k, 2k+1) or, neox, (k, k + n_rot/2), with
+     * the ref backend's operations: x0 c - x1 s and x0 s + x1 c; */
+    void (*rope_rows)(const float *src, float *out, const float *cs, int64_t n_rot, int neox);
+    /* for attention, n a multiple of att_head_align: the dot product of a
+     * and b, and y += p * x. */
+    int32_t att_head_align;
+    float (*dot)(const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float p, const float *x, int64_t n);
+} cpu_kernels;
+
+/* The device: the host table, the plugin's kernels and per-call working
+ * memory. Every CPU backend built on this file shares the definition. */
+struct tq_device {
+    const tq_host *host;
+    const cpu_kernels *k;
+    void *scratch;       /* grown on demand, 64-byte aligned */
+    size_t scratch_size;
+};
+
+/* ---- the plugin's entry points ------------------------------------------------- */
+
+/* init / deinit of a tq_plugin_entry: the plugin state holds host and k. */
+tq_status cpu_backend_init(const tq_host *host, const cpu_kernels *k, void **state, tq_error *err);
+void cpu_backend_deinit(void *state);
+
+int32_t cpu_device_count(void *state);
+tq_status cpu_device_info(void *state, int32_t index, tq_device_info *out);
+tq_status cpu_device_open(void *state, int32_t index, tq_device **dev, tq_error *err);
+void cpu_device_close(tq_device *dev);
+int cpu_supports(tq_device *dev, const tq_tensor *node);
+tq_status cpu_buffer_alloc(tq_device *dev, size_t bytes, tq_buffer **buf, tq_error *err);
+tq_status cpu_buffer_wrap_host(tq_device *dev, void *ptr, size_t bytes, tq_buffer **buf, tq_error *err);
+void cpu_buffer_free(tq_buffer *buf);
+void *cpu_buffer_host_ptr(tq_buffer *buf);
+tq_status cpu_buffer_write(tq_buffer *buf, size_t off, const void *src, size_t n);
+tq_status cpu_buffer_read(tq_buffer *buf, size_t off, void *dst, size_t n);
+tq_status cpu_graph_compute(tq_device *dev, const tq_graph *graph, int32_t first, int32_t last,
+                            tq_error *err);
+tq_status cpu_synchronize(tq_device *dev);
+
+/* What cpu_supports accepts from a plugin whose mm_types cover every
+ * weight type of the MUL_MAT row (the conformance test walks this table). */
+#define CPU_N_CAPS 11
+extern const tq_backend_cap cpu_caps[CPU_N_CAPS];
+
+/* The tq_backend_iface of a CPU backend with capability table `cap_table` (a
+ * static array: cpu_caps, or a subset for a plugin with fewer mm_types). */
+#define CPU_BACKEND_IFACE(cap_table)                              \
+    {                                                             \
+        .size = sizeof(tq_backend_iface),                         \
+        .caps = (cap_table),                                      \
+        .n_caps = (int32_t)(sizeof(cap_table) / sizeof((cap_table)[0])), \
+        .device_count = cpu_device_count,                         \
+        .device_info = cpu_device_info,                           \
+        .device_open = cpu_device_open,                           \
+        .device_close = cpu_device_close,                         \
+        .supports = cpu_supports,                                 \
+        .buffer_alloc = cpu_buffer_alloc,                         \
+        .buffer_wrap_host = cpu_buffer_wrap_host,                 \
+        .buffer_free = cpu_buffer_free,                           \
+        .buffer_host_ptr = cpu_buffer_host_ptr,                   \
+        .buffer_write = cpu_buffer_write,                         \
+        .buffer_read = cpu_buffer_read,                           \
+        .graph_compute = cpu_graph_compute,                       \
+        .synchronize = cpu_synchronize,                           \
+    }
+
+/* ---- shared by the kernels ------------------------------------------------------ */
+
+/* Fills *err (message prefixed "<backend>: ") and returns code. */
+tq_status cpu_error(const tq_device *dev, tq_error *err, tq_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* k's matmul entry for weight type t, NULL when it has none. [any] */
+const cpu_mm_type *cpu_mm_type_of(const cpu_kernels *k, tq_type t);
+
+/* Working memory of at least `bytes` (64-byte aligned), valid until the next
+ * call; NULL when out of memory. [main] */
+void *cpu_scratch(tq_device *dev, size_t bytes);
+
+/* The ops (cpu_matmul.c, cpu_attention.c, cpu_ops.c); shapes as
+ * cpu_supports checked. */
+tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err);
+tq_status cpu_attention(tq_device *dev, tq_tensor *dst, tq_error *err);
+tq_status cpu_get_rows(tq_device *dev, tq_tensor *dst, tq_error *err);
+void cpu_rms_norm(tq_device *dev, tq_tensor *dst);
+void cpu_rope(tq_device *dev, tq_tensor *dst);
+void cpu_binary(tq_device *dev, tq_tensor *dst);    /* ADD, MUL            */
+void cpu_unary(tq_device *dev, tq_tensor *dst);     /* SCALE, SILU, SWIGLU */
+void cpu_view_rows(tq_device *dev, tq_tensor *dst);
+
+/* x rounded through bf16 and back, as the core's tq_f32_to_bf16 (round to
+ * nearest even, NaN kept quiet). [any] */
+void cpu_round_bf16(const float *x, void *y, int64_t n);
+
+/* Largest n_rot of ROPE (the builder's bound TQ_ROPE_MAX_DIMS). */
+#define CPU_ROPE_MAX 1024
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static inline int64_t cpu_nrows(const tq_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+/* Row r of a tensor whose rows (dims 1..3 flattened) are laid out by nb. */
+static inline const char *cpu_row(const tq_tensor *t, int64_t r) {
+    const int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
+    return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
+}
+
+/* [lo, hi) of n items for thread ith of nth, in chunks that are multiples of
+ * `align` (except the last). */
+static inline void cpu_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    per = (per + align - 1) / align * align;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+/* 1 when the f32 tensor's elements are contiguous (rows back to back). */
+static inline int cpu_contiguous(const tq_tensor *t) {
+    return t->nb[0] == sizeof(float) && t->nb[1] == (size_t)t->ne[0] * sizeof(float) &&
+           t->nb[2] == t->nb[1] * (size_t)t->ne[1] && t->nb[3] == t->nb[2] * (size_t)t->ne[2];
+}
+
+#endif

@@ -1,0 +1,25 @@
+/* cpu_test_iface.h — a private interface of the CPU backend plugins, for
+ * tests/test_backend_conformance.c only: the SIMD activation encoders, so
+ * the test can compare their output bytes with the core's scalar ones, and
+ * the name of the variant that was loaded. Fetched with
+ * get_interface(state, CPU_TEST_IFACE); not part of the plugin ABI and never
+ * used by the runtime. (backend-x86 serves the same struct under its older
+ * id "org.tqrun.backend.x86.test/1", x86_test_iface.h.) */
+#ifndef CPU_TEST_IFACE_H
+#define CPU_TEST_IFACE_H
+
+#include <stdint.h>
+
+#define CPU_TEST_IFACE "org.tqrun.backend.cpu.test/1"
+
+typedef struct cpu_test_iface {
+    uint32_t size;
+    const char *variant; /* "neon", "dotprod", "avx2", "avx512"              */
+    /* n elements (a multiple of 32, resp. 256) into blocks of that format,
+     * bit-identical to tq_quantize_row_q8_0 / _q8_1 / _q8_K. [any] */
+    void (*quantize_q8_0)(const float *x, void *y, int64_t n);
+    void (*quantize_q8_1)(const float *x, void *y, int64_t n);
+    void (*quantize_q8_K)(const float *x, void *y, int64_t n);
+} cpu_test_iface;
+
+#endif
