@@ -317,47 +317,213 @@ END_TEST
 
 /* ---- 4. kernels: every variant equals the scalar reference ------------------------------ */
 
-START_TEST(kernels_match_scalar) {
-    const uint64_t feats = tq_host_get() ? tq_host_get()->cpu_features : 0;
-    for (int b = 2; b <= 4; b++) {
-        const turbo_kernels *ref = turbo_kernels_scalar(b), *sel = turbo_kernels_select(b, feats);
-        printf("tq%d kernels: %s\n", b, sel->name);
-        for (int k = 0; k <= N_DIMS; k++) {
-            const int d = k < N_DIMS ? dims[k] : TURBO_MAX_DIM, G = 4;
-            uint8_t codes[TURBO_MAX_DIM];
-            int16_t q16[4 * TURBO_MAX_DIM], lut16[16];
-            float lut[16], w[4], acc_a[4 * TURBO_MAX_DIM], acc_b[4 * TURBO_MAX_DIM];
-            int32_t da[4], db[4];
-            for (int rep = 0; rep < 50; rep++) {
-                for (int i = 0; i < d * b / 8; i++) codes[i] = (uint8_t)t_next();
-                /* extreme values included: the int32 sums must not overflow */
-                for (int i = 0; i < G * d; i++)
-                    q16[i] = (int16_t)(rep == 0 ? TURBO_Q_MAX : (int)(t_next() % (2 * TURBO_Q_MAX + 1)) - TURBO_Q_MAX);
-                for (int i = 0; i < 16; i++) {
-                    lut16[i] = (int16_t)(rep == 0 ? TURBO_LUT_MAX : (int)(t_next() % (2 * TURBO_LUT_MAX + 1)) - TURBO_LUT_MAX);
-                    lut[i] = (float)t_normal();
-                }
-                for (int g = 0; g < G; g++) w[g] = (float)t_uniform();
-                ref->k_dot(codes, d, lut16, q16, G, da);
-                sel->k_dot(codes, d, lut16, q16, G, db);
-                ck_assert(memcmp(da, db, sizeof da) == 0);
-                /* and the scalar dot is the plain definition */
-                uint8_t idx[TURBO_MAX_DIM];
-                uint8_t row[TURBO_MAX_DIM + 2] = {0};
-                memcpy(row + 2, codes, (size_t)(d * b / 8));
-                turbo_unpack_codes(b, d, turbo_row_codes(row), idx);
-                for (int g = 0; g < G; g++) {
-                    int64_t s = 0;
-                    for (int i = 0; i < d; i++) s += (int64_t)q16[g * d + i] * lut16[idx[i]];
-                    ck_assert(s == (int64_t)da[g]);
-                }
-                for (int i = 0; i < G * d; i++) acc_a[i] = acc_b[i] = (float)t_normal();
-                ref->v_acc(codes, d, lut, w, G, acc_a);
-                sel->v_acc(codes, d, lut, w, G, acc_b);
-                for (int i = 0; i < G * d; i++) ck_assert(fabsf(acc_a[i] - acc_b[i]) <= 1e-5f);
+/* Head dims for the kernels: every tail length of the SIMD decoders (64 and
+ * 128 dims per step), up to the overflow extreme at TURBO_MAX_DIM. */
+static const int kdims[] = {16, 48, 64, 80, 96, 112, 128, 144, 256, 400, TURBO_MAX_DIM};
+#define N_KDIMS ((int)(sizeof kdims / sizeof kdims[0]))
+
+/* Random fp16 scale in [lo, hi) written at row[0..1]. */
+static void put_scale16(uint8_t *row, double lo, double hi) {
+    const uint16_t h = turbo_f32_to_f16((float)(lo + (hi - lo) * t_uniform()));
+    memcpy(row, &h, 2);
+}
+
+/* Compares k against the scalar reference for `bits`, and the reference
+ * against the plain definitions, bit for bit (f16_dot: within rounding):
+ * rows at a stride wider than they are (as in the cache), query-row counts
+ * that leave every remainder of the 4-wide loops, row counts that leave
+ * partial groups, pairs, V tiles and 8-lane tails, and the extreme values
+ * (all at +max) on the first repetition. */
+static void check_kernels(const turbo_kernels *k, int b) {
+    const turbo_kernels *ref = turbo_kernels_scalar(b);
+    enum { MAXG = 9, MAXN = 100 };
+    const size_t stride = TURBO_MAX_DIM / 2 + 8, ld = MAXN + 3;
+    static uint8_t rows[MAXN * (TURBO_MAX_DIM / 2 + 8)], vrows[MAXN * (TURBO_MAX_DIM / 2 + 8)];
+    static int16_t q16[MAXG * TURBO_MAX_DIM], wa[MAXG * (MAXN + 3)], wb[MAXG * (MAXN + 3)];
+    static float sa[MAXG * (MAXN + 3)], sb[MAXG * (MAXN + 3)], s0[MAXG * (MAXN + 3)];
+    static float acc_a[MAXG * TURBO_MAX_DIM], acc_b[MAXG * TURBO_MAX_DIM], acc_c[MAXG * TURBO_MAX_DIM];
+    static float qf[MAXG * TURBO_MAX_DIM];
+    static uint16_t h16[TURBO_MAX_DIM];
+    static const int Gs[] = {1, 3, 4, 5, 9}, ns[] = {1, 2, 7, 32, 45, MAXN};
+    int16_t lut16[16];
+    float qs[MAXG], qm[MAXG], mx0[MAXG], l0[MAXG], mxa[MAXG], mxb[MAXG], m[MAXG], la[MAXG], lb[MAXG], wsa[MAXG * 4], wsb[MAXG * 4];
+    for (int kd = 0; kd < N_KDIMS; kd++) {
+        const int d = kdims[kd];
+        for (int rep = 0; rep < 24; rep++) {
+            const int G = Gs[rep % 5], n = ns[rep % 6], nv = n < TURBO_V_TILE ? n : TURBO_V_TILE;
+            for (size_t i = 0; i < sizeof rows; i++) rows[i] = (uint8_t)t_next(), vrows[i] = (uint8_t)t_next();
+            for (int j = 0; j < MAXN; j++) {
+                put_scale16(rows + (size_t)j * stride, 0.25, 4.0);
+                /* a run of zero V scales: the all-zero tile */
+                put_scale16(vrows + (size_t)j * stride, 0, j >= 32 && j < 64 && rep % 3 == 0 ? 0 : 4.0);
             }
+            for (int i = 0; i < G * d; i++) {
+                q16[i] = (int16_t)(rep == 0 ? TURBO_Q_MAX : (int)(t_next() % (2 * TURBO_Q_MAX + 1)) - TURBO_Q_MAX);
+                qf[i] = (float)t_normal();
+            }
+            for (int i = 0; i < 16; i++)
+                lut16[i] = (int16_t)(rep == 0 ? TURBO_LUT_MAX : (int)(t_next() % (2 * TURBO_LUT_MAX + 1)) - TURBO_LUT_MAX);
+            for (int g = 0; g < G; g++) {
+                qs[g] = (float)(t_uniform() * 1e-3);
+                qm[g] = (float)t_normal();
+                mx0[g] = mxa[g] = mxb[g] = g % 2 ? -INFINITY : (float)t_normal();
+            }
+            uint8_t idx[MAXN][TURBO_MAX_DIM];
+            for (int j = 0; j < n; j++) turbo_unpack_codes(b, d, turbo_row_codes(rows + (size_t)j * stride), idx[j]);
+
+            /* k_scores */
+            ref->k_scores(rows, stride, n, d, lut16, q16, qs, qm, G, sa, ld, mxa);
+            k->k_scores(rows, stride, n, d, lut16, q16, qs, qm, G, sb, ld, mxb);
+            for (int g = 0; g < G; g++) {
+                ck_assert_msg(memcmp(sa + g * ld, sb + g * ld, sizeof *sa * (size_t)n) == 0 && mxa[g] == mxb[g],
+                              "%s tq%d k_scores d=%d G=%d n=%d", k->name, b, d, G, n);
+                float want_mx = mx0[g];
+                for (int j = 0; j < n; j++) want_mx = sa[g * ld + j] > want_mx ? sa[g * ld + j] : want_mx;
+                ck_assert(mxa[g] == want_mx);
+            }
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < G; g++) {
+                    int64_t dot = 0; /* the int32 sum cannot overflow: checked here in int64 */
+                    for (int i = 0; i < d; i++) dot += (int64_t)q16[g * d + i] * lut16[idx[j][i]];
+                    ck_assert(dot >= INT32_MIN && dot <= INT32_MAX);
+                    const float want = (turbo_row_scale(rows + (size_t)j * stride) * qs[g]) * (float)(int32_t)dot + qm[g];
+                    ck_assert(memcmp(&want, &sa[g * ld + j], sizeof want) == 0);
+                }
+
+            /* softmax_w: m = the running max (above every score) */
+            for (int g = 0; g < G; g++) {
+                m[g] = mxa[g] + (float)t_uniform();
+                l0[g] = la[g] = lb[g] = (float)t_uniform();
+            }
+            memcpy(s0, sa, sizeof s0);
+            memcpy(sb, sa, sizeof sb);
+            ref->softmax_w(sa, ld, n, G, m, vrows, stride, 1e-3f, la, wa, wsa);
+            k->softmax_w(sb, ld, n, G, m, vrows, stride, 1e-3f, lb, wb, wsb);
+            const int ntiles = (n + TURBO_V_TILE - 1) / TURBO_V_TILE;
+            for (int g = 0; g < G; g++) {
+                ck_assert_msg(memcmp(sa + g * ld, sb + g * ld, sizeof *sa * (size_t)n) == 0 &&
+                              memcmp(wa + g * ld, wb + g * ld, sizeof *wa * (size_t)n) == 0 &&
+                              memcmp(&la[g], &lb[g], sizeof la[g]) == 0,
+                              "%s tq%d softmax_w G=%d n=%d", k->name, b, G, n);
+                float part[8] = {0};
+                for (int j = 0; j < n; j++) {
+                    const float p = turbo_exp(s0[g * ld + j] - m[g]);
+                    ck_assert(memcmp(&p, &sa[g * ld + j], sizeof p) == 0);
+                    part[j % 8] += p;
+                }
+                const float want_l = l0[g] + (((part[0] + part[4]) + (part[2] + part[6])) +
+                                              ((part[1] + part[5]) + (part[3] + part[7])));
+                ck_assert(memcmp(&want_l, &la[g], sizeof want_l) == 0);
+                for (int t = 0; t < ntiles; t++) {
+                    float wmax = 0;
+                    for (int j = 32 * t; j < n && j < 32 * t + 32; j++) {
+                        const float w = sa[g * ld + j] * turbo_row_scale(vrows + (size_t)j * stride);
+                        wmax = w > wmax ? w : wmax;
+                    }
+                    ck_assert(memcmp(&wsa[t * G + g], &wsb[t * G + g], sizeof(float)) == 0);
+                    ck_assert(wsa[t * G + g] == (wmax > TURBO_W_TINY ? wmax * 1e-3f : 0.0f));
+                    for (int j = 32 * t; j < n && j < 32 * t + 32; j++) {
+                        const float w = sa[g * ld + j] * turbo_row_scale(vrows + (size_t)j * stride);
+                        ck_assert_msg(wa[g * ld + j] == (wmax > TURBO_W_TINY ? lrintf(w * ((float)TURBO_W_MAX / wmax)) : 0),
+                                      "w16 %d, w %g wmax %g n %d j %d", wa[g * ld + j], w, wmax, n, j);
+                    }
+                }
+            }
+
+            /* v_acc over the first tile, with the extremes on rep 0 */
+            if (rep == 0)
+                for (int i = 0; i < G * (int)ld; i++) wa[i] = TURBO_W_MAX;
+            for (int g = 0; g < G; g++) wsa[g] = (float)(t_uniform() * 1e-4);
+            for (int i = 0; i < G * d; i++) acc_a[i] = acc_b[i] = acc_c[i] = (float)t_normal();
+            ref->v_acc(rows, stride, nv, d, lut16, wa, ld, wsa, G, acc_a);
+            k->v_acc(rows, stride, nv, d, lut16, wa, ld, wsa, G, acc_b);
+            ck_assert_msg(memcmp(acc_a, acc_b, sizeof *acc_a * (size_t)(G * d)) == 0,
+                          "%s tq%d v_acc d=%d G=%d n=%d", k->name, b, d, G, nv);
+            for (int g = 0; g < G; g++)
+                for (int i = 0; i < d; i++) {
+                    int64_t sum = 0;
+                    for (int j = 0; j < nv; j++) sum += (int64_t)wa[g * ld + j] * lut16[idx[j][i]];
+                    ck_assert(sum >= INT32_MIN && sum <= INT32_MAX);
+                    const float want = acc_c[g * d + i] + wsa[g] * (float)(int32_t)sum;
+                    ck_assert(memcmp(&want, &acc_a[g * d + i], sizeof want) == 0);
+                }
+
+            /* f16 rows */
+            for (int i = 0; i < d; i++) h16[i] = turbo_f32_to_f16((float)t_normal());
+            ref->f16_dot(h16, d, qf, G, sa);
+            k->f16_dot(h16, d, qf, G, sb);
+            for (int g = 0; g < G; g++) {
+                double want = 0, mag = 0;
+                for (int i = 0; i < d; i++) {
+                    want += (double)qf[g * d + i] * turbo_f16_to_f32(h16[i]);
+                    mag += fabs((double)qf[g * d + i] * turbo_f16_to_f32(h16[i]));
+                }
+                ck_assert(fabs(sa[g] - want) <= 1e-6 * mag && fabs(sb[g] - want) <= 1e-6 * mag);
+            }
+            for (int i = 0; i < G * d; i++) acc_a[i] = acc_b[i] = acc_c[i] = (float)t_normal();
+            ref->f16_acc(h16, d, qs, G, acc_a);
+            k->f16_acc(h16, d, qs, G, acc_b);
+            ck_assert(memcmp(acc_a, acc_b, sizeof *acc_a * (size_t)(G * d)) == 0);
+            for (int g = 0; g < G; g++)
+                for (int i = 0; i < d; i++) {
+                    const float want = acc_c[g * d + i] + qs[g] * turbo_f16_to_f32(h16[i]);
+                    ck_assert(memcmp(&want, &acc_a[g * d + i], sizeof want) == 0);
+                }
         }
     }
+}
+
+/* turbo_exp against exp() over the range softmax uses. */
+START_TEST(exp_is_accurate) {
+    double worst = 0;
+    for (int i = 0; i <= 1000000; i++) {
+        const float x = -87.0f * (float)i / 1000000.0f;
+        const double want = exp((double)x), got = turbo_exp(x);
+        worst = fmax(worst, fabs(got - want) / want);
+    }
+    printf("turbo_exp on [-87, 0]: worst relative error %.3g\n", worst);
+    ck_assert(worst < 3e-7);
+    ck_assert(turbo_exp(-1000.0f) > 0 && turbo_exp(-1000.0f) < 1e-37f);
+    ck_assert(turbo_exp(0.0f) == 1.0f);
+}
+END_TEST
+
+START_TEST(kernels_match_scalar) {
+    const uint64_t feats = tq_host_get() ? tq_host_get()->cpu_features : 0;
+    const uint64_t avx2 = TQ_CPU_AVX2 | TQ_CPU_FMA | TQ_CPU_F16C;
+    const uint64_t avx512 = avx2 | TQ_CPU_AVX512F | TQ_CPU_AVX512BW | TQ_CPU_AVX512VL | TQ_CPU_AVX512VNNI;
+    const struct {
+        const char *name;
+        const turbo_kernels *(*get)(int32_t bits);
+        uint64_t needs;
+    } variants[] = {{"avx2", turbo_kernels_avx2, avx2}, {"avx512vnni", turbo_kernels_avx512, avx512}};
+    int n_tested = 0;
+    for (int v = 0; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+        if (!variants[v].get(4)) {
+            printf("%s kernels: not in this build\n", variants[v].name);
+            continue;
+        }
+        if ((feats & variants[v].needs) != variants[v].needs) {
+            printf("%s kernels: built, not tested (this CPU lacks them)\n", variants[v].name);
+            continue;
+        }
+        for (int b = 2; b <= 4; b++) {
+            ck_assert_str_eq(variants[v].get(b)->name, variants[v].name);
+            check_kernels(variants[v].get(b), b);
+        }
+        printf("%s kernels: bit-identical to scalar (tq2, tq3, tq4)\n", variants[v].name);
+        n_tested++;
+    }
+    for (int b = 2; b <= 4; b++) {
+        const turbo_kernels *sel = turbo_kernels_select(b, feats);
+        printf("tq%d kernels selected: %s\n", b, sel->name);
+        check_kernels(sel, b);
+    }
+#if defined(__x86_64__) && defined(TURBO_HAVE_AVX2)
+    /* a build with AVX2 kernels on an AVX2 CPU must have tested them */
+    if ((feats & avx2) == avx2) ck_assert_int_ge(n_tested, 1);
+#endif
+    (void)n_tested;
 }
 END_TEST
 
@@ -810,6 +976,7 @@ int main(void) {
     tcase_add_test(tc, mse_other_dims);
     tcase_add_test(tc, q8_0_and_f16_rows);
     tcase_add_test(tc, kernels_match_scalar);
+    tcase_add_test(tc, exp_is_accurate);
     suite_add_tcase(s, tc);
     TCase *cache = tcase_create("cache");
     tcase_add_test(cache, attention_matches_dequantized);

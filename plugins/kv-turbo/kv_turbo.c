@@ -383,6 +383,7 @@ static uint64_t kv_bytes_used(const tq_kv_cache *c) {
     return total;
 }
 
+
 /* ---- plugin --------------------------------------------------------------------- */
 
 static const tq_kv_iface kv_turbo_iface = {

@@ -1,22 +1,30 @@
 /* turbo_attention.c — causal attention computed on the turbo cache's own
- * format (spec §5.1, §6.1 step 8).
+ * format (spec §5.1, §6.1 step 8, §6.3).
  *
  * For each block of query tokens and each KV head, the G query heads that
  * share the head are processed together, so each cached row is read and
- * unpacked once per KV head and block, not once per query head (GQA
- * sharing). Per query head:
- *   - q is rotated once with the layer's K signs and quantized to 12-bit
- *     integers; a tq key scores
- *       scale * s_j * sq * unit * <q16, lut16[idx_j]> + scale * q.mu
- *     (integer dot through turbo_kernels; mu = the K-centering mean);
- *   - f16 rows (sinks, recent window) and q8_0 / f16 formats score in the
- *     raw domain in float;
- *   - values of tq rows accumulate in the rotated domain, weight p_j * s_j,
- *     and the sum is rotated back once per head at the end; other rows
- *     accumulate in the raw domain.
+ * decoded once per KV head and block, not once per query head (GQA
+ * sharing). Per query head, q is rotated once with the layer's K signs and
+ * quantized to 12-bit integers; a tq key scores
+ *     scale * s_j * sq * unit * <q16, lut16[idx_j]> + scale * q.mu
+ * (mu = the K-centering mean), and values of tq rows accumulate in the
+ * rotated domain, rotated back once per head at the end.
+ *
+ * The keys a block sees split in two:
+ *   - the coded run: positions that every query of the block reads from
+ *     the codes (past the sinks, older than the window, not after the
+ *     first query). When K and V are both tq this is the bulk of a long
+ *     context, and it streams through the SIMD kernels (turbo_kernels) in
+ *     chunks: integer K dots to scores, an online-softmax update, 16-bit
+ *     weights per tile, integer V sums (flash-decoding style, one pass);
+ *   - the rest (sinks, the f16 window, the causal edge of the block, and
+ *     every key of a non-tq format), handled key by key: each query row
+ *     reads the f16 copy or the codes as the window rules say, and its
+ *     softmax terms merge into the same running max and sums.
  * Work is split over threads along tokens: over query tokens (balanced by
  * causal length) for batches, over key positions with a log-sum-exp merge
- * of the partial results when there are fewer queries than threads. */
+ * of the partial results when there are fewer queries than threads
+ * (decode). Kernels are picked once per cache from the CPU's features. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,8 +33,16 @@
 #include "turbo_half.h"
 #include "turbo_rotation.h"
 
+/* Query tokens handled together: each cached row is decoded once per
+ * block and KV head, then dotted with every query row of the block. */
+#define QBLOCK 8
+/* Keys per step of the coded run: scores, weights and tile scales of one
+ * chunk stay in L1. A multiple of TURBO_V_TILE. */
+#define CHUNK 256
+
 typedef struct att_ctx {
     tq_kv_cache *c;
+    const turbo_kernels *kf; /* f16 row helpers (any format)              */
     int32_t layer, n_head, n_tok, pos0, n_kv, G;
     float scale;
     const float *q;       /* [n_tok][n_head][d]                            */
@@ -40,46 +56,48 @@ typedef struct att_ctx {
     int split_keys;
 } att_ctx;
 
-/* Query tokens handled together: each cached row is unpacked once per
- * block and KV head, then dotted with every query row of the block. */
-#define QBLOCK 8
-
 /* One thread's scratch, carved from thread_mem; R = QBLOCK * G rows. */
 typedef struct att_scratch {
-    float *scores;        /* [R][n_kv]           */
-    float *row;           /* [d]                 */
-    float *w;             /* [R]                 */
-    int32_t *dots;        /* [R]                 */
-    int16_t *q16;         /* [R][d] block copy   */
-    float *m, *l;         /* [R]                 */
-    float *acc_raw;       /* [R][d]              */
-    float *acc_rot;       /* [R][d]              */
+    float *gsc;           /* [R][n_kv] scores of the key-by-key part       */
+    float *sc;            /* [R][CHUNK] coded-run scores, then weights     */
+    int16_t *w16;         /* [R][CHUNK]                                    */
+    float *wscale;        /* [CHUNK / TURBO_V_TILE][R]                     */
+    int16_t *q16;         /* [R][d] block copy                             */
+    float *qf;            /* [R][d] block copy of the float queries        */
+    float *acc_raw;       /* [R][d] values read raw (f16, q8_0)            */
+    float *acc_rot;       /* [R][d] values of tq rows, rotated domain      */
+    float *row;           /* [d]                                           */
+    float *qs, *qm;       /* [R] score scale and offset of coded keys      */
+    float *m, *l, *mx;    /* [R] running max, sum of exp, chunk max        */
+    float *t1, *t2;       /* [R] per-key temporaries                       */
 } att_scratch;
 
-static size_t scratch_bytes_per_thread(int32_t G, int32_t n_kv, int32_t d) {
-    const size_t R = (size_t)QBLOCK * (size_t)G;
-    return (R * (size_t)n_kv + (size_t)d + 4 * R + 2 * R * (size_t)d) * sizeof(float) +
-           R * (size_t)d * sizeof(int16_t) + 64;
+/* Carves `count` elements of `size` bytes, 64-byte aligned, at *p. */
+static void *carve(uintptr_t *p, size_t count, size_t size) {
+    void *r = (void *)*p;
+    *p += (count * size + 63) / 64 * 64;
+    return r;
 }
 
-static att_scratch scratch_of(const att_ctx *a, int ith) {
+/* The scratch of one thread at `base` (64-byte aligned); *bytes receives
+ * its size. base 0 computes the size only. */
+static att_scratch scratch_at(uintptr_t base, int32_t G, int32_t n_kv, int32_t d, size_t *bytes) {
+    const size_t R = (size_t)QBLOCK * (size_t)G, D = (size_t)d;
     att_scratch s;
-    const size_t R = (size_t)QBLOCK * (size_t)a->G, d = (size_t)a->c->p.head_dim;
-    float *p = (float *)(void *)(a->thread_mem + (size_t)ith * a->thread_stride);
-    s.scores = p;
-    s.row = s.scores + R * (size_t)a->n_kv;
-    s.w = s.row + d;
-    s.dots = (int32_t *)(void *)(s.w + R);
-    s.m = (float *)(void *)(s.dots + R);
-    s.l = s.m + R;
-    s.acc_raw = s.l + R;
-    s.acc_rot = s.acc_raw + R * d;
-    s.q16 = (int16_t *)(void *)(s.acc_rot + R * d);
+    uintptr_t p = base;
+    s.gsc = carve(&p, R * (size_t)n_kv, sizeof(float));
+    s.sc = carve(&p, R * CHUNK, sizeof(float));
+    s.w16 = carve(&p, R * CHUNK, sizeof(int16_t));
+    s.wscale = carve(&p, R * (CHUNK / TURBO_V_TILE), sizeof(float));
+    s.q16 = carve(&p, R * D, sizeof(int16_t));
+    s.qf = carve(&p, R * D, sizeof(float));
+    s.acc_raw = carve(&p, R * D, sizeof(float));
+    s.acc_rot = carve(&p, R * D, sizeof(float));
+    s.row = carve(&p, D, sizeof(float));
+    float **small[] = {&s.qs, &s.qm, &s.m, &s.l, &s.mx, &s.t1, &s.t2};
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = carve(&p, R, sizeof(float));
+    if (bytes) *bytes = (size_t)(p - base);
     return s;
-}
-
-static void f16_row(const uint16_t *h, int32_t d, float *out) {
-    for (int32_t i = 0; i < d; i++) out[i] = turbo_f16_to_f32(h[i]);
 }
 
 /* Rotates and quantizes the queries (one task per (token, head)). */
@@ -115,6 +133,176 @@ static size_t qrow(const att_ctx *a, int32_t i, int32_t kvh, int32_t g) {
     return (size_t)i * (size_t)a->n_head + (size_t)kvh * (size_t)a->G + (size_t)g;
 }
 
+/* Raises row r's running max to M, rescaling its sums. */
+static void raise_max(att_scratch *s, int32_t r, int32_t d, float M) {
+    if (!(M > s->m[r])) return;
+    const float f = s->m[r] == -INFINITY ? 0.0f : turbo_exp(s->m[r] - M);
+    s->m[r] = M;
+    s->l[r] *= f;
+    float *ar = s->acc_raw + (size_t)r * (size_t)d, *ao = s->acc_rot + (size_t)r * (size_t)d;
+    for (int32_t e = 0; e < d; e++) {
+        ar[e] *= f;
+        ao[e] *= f;
+    }
+}
+
+/* The coded run [ca, cb) of KV head kvh for all R rows of the block (K and
+ * V both tq; every row reads every key from the codes). */
+static void attend_coded(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t ca,
+                         int32_t cb) {
+    const tq_kv_cache *c = a->c;
+    const turbo_store *ks = &c->st[0], *vs = &c->st[1];
+    const int32_t d = c->p.head_dim;
+    const float v_unit = vs->codec.lut_unit / (float)TURBO_W_MAX;
+    for (int32_t c0 = ca; c0 < cb; c0 += CHUNK) {
+        const int32_t n = cb - c0 < CHUNK ? cb - c0 : CHUNK;
+        const uint8_t *krows = turbo_code_row(c, ks, a->layer, kvh, c0);
+        const uint8_t *vrows = turbo_code_row(c, vs, a->layer, kvh, c0);
+        memcpy(s->mx, s->m, (size_t)R * sizeof(float));
+        ks->kern->k_scores(krows, ks->codec.row_bytes, n, d, ks->codec.lut16, s->q16, s->qs, s->qm,
+                           R, s->sc, CHUNK, s->mx);
+        for (int32_t r = 0; r < R; r++) raise_max(s, r, d, s->mx[r]);
+        vs->kern->softmax_w(s->sc, CHUNK, n, R, s->m, vrows, vs->codec.row_bytes, v_unit, s->l,
+                            s->w16, s->wscale);
+        for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE)
+            vs->kern->v_acc(vrows + (size_t)t0 * vs->codec.row_bytes, vs->codec.row_bytes,
+                            n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE, d, vs->codec.lut16,
+                            s->w16 + t0, CHUNK, s->wscale + (size_t)(t0 / TURBO_V_TILE) * (size_t)R,
+                            R, s->acc_rot);
+    }
+}
+
+/* Scores of key j for the rows of the block into s->t1 (unscaled float
+ * dots for raw rows already multiplied by scale; -inf where causal masks).
+ * Rows that read the f16 copy `f` or the codes follow the window rules. */
+static void key_scores(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh, int32_t R,
+                       int32_t j) {
+    const tq_kv_cache *c = a->c;
+    const turbo_store *ks = &c->st[0];
+    const int32_t d = c->p.head_dim, G = a->G;
+    const uint16_t *f = turbo_f16_lookup(c, ks, a->layer, kvh, j);
+    int any_code = 0, any_f16 = 0;
+    for (int32_t r = 0; r < R; r += G) {
+        const int32_t p = a->pos0 + i0 + r / G;
+        if (j > p) continue;
+        if (f && turbo_wants_f16(ks, j, p)) any_f16 = 1;
+        else any_code = 1;
+    }
+    if (any_f16) a->kf->f16_dot(f, d, s->qf, R, s->t2);
+    if (any_code) {
+        const uint8_t *row = turbo_code_row(c, ks, a->layer, kvh, j);
+        if (ks->codec.kind == TURBO_TQ) {
+            for (int32_t r = 0; r < R; r++) s->mx[r] = -INFINITY;
+            ks->kern->k_scores(row, ks->codec.row_bytes, 1, d, ks->codec.lut16, s->q16, s->qs, s->qm,
+                               R, s->t1, 1, s->mx);
+        } else if (ks->codec.kind == TURBO_F16) {
+            a->kf->f16_dot((const uint16_t *)(const void *)row, d, s->qf, R, s->t1);
+            for (int32_t r = 0; r < R; r++) s->t1[r] *= a->scale;
+        } else {
+            turbo_decode_row(&ks->codec, NULL, row, s->row);
+            for (int32_t r = 0; r < R; r++) {
+                const float *q = s->qf + (size_t)r * (size_t)d;
+                float dot = 0;
+                for (int32_t e = 0; e < d; e++) dot += q[e] * s->row[e];
+                s->t1[r] = a->scale * dot;
+            }
+        }
+    }
+    for (int32_t r = 0; r < R; r++) {
+        const int32_t p = a->pos0 + i0 + r / G;
+        if (j > p) s->t1[r] = -INFINITY;
+        else if (f && turbo_wants_f16(ks, j, p)) s->t1[r] = a->scale * s->t2[r];
+    }
+}
+
+/* Value of key j weighted by s->gsc[r * stride + t] (0 where masked) into
+ * the block's sums, each row from the f16 copy or the codes. */
+static void key_values(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh, int32_t R,
+                       int32_t j, const float *pw, size_t stride) {
+    const tq_kv_cache *c = a->c;
+    const turbo_store *vs = &c->st[1];
+    const int32_t d = c->p.head_dim, G = a->G;
+    const uint16_t *f = turbo_f16_lookup(c, vs, a->layer, kvh, j);
+    int any_code = 0, any_f16 = 0;
+    for (int32_t r = 0; r < R; r++) {
+        const int32_t p = a->pos0 + i0 + r / G;
+        const float w = j > p ? 0.0f : pw[(size_t)r * stride];
+        const int use_f16 = f && turbo_wants_f16(vs, j, p);
+        s->t1[r] = use_f16 ? 0.0f : w; /* codes */
+        s->t2[r] = use_f16 ? w : 0.0f; /* f16 copy */
+        any_code |= !use_f16 && w != 0;
+        any_f16 |= use_f16 && w != 0;
+    }
+    if (any_f16) a->kf->f16_acc(f, d, s->t2, R, s->acc_raw);
+    if (!any_code) return;
+    const uint8_t *row = turbo_code_row(c, vs, a->layer, kvh, j);
+    if (vs->codec.kind == TURBO_TQ) {
+        /* one row: weight TURBO_W_MAX, the value in the scale */
+        const float sj = turbo_row_scale(row), unit = vs->codec.lut_unit / (float)TURBO_W_MAX;
+        for (int32_t r = 0; r < R; r++) {
+            s->w16[r] = s->t1[r] > 0 ? TURBO_W_MAX : 0;
+            s->t1[r] = s->t1[r] * sj * unit;
+        }
+        vs->kern->v_acc(row, vs->codec.row_bytes, 1, d, vs->codec.lut16, s->w16, 1, s->t1, R,
+                        s->acc_rot);
+    } else if (vs->codec.kind == TURBO_F16) {
+        a->kf->f16_acc((const uint16_t *)(const void *)row, d, s->t1, R, s->acc_raw);
+    } else {
+        turbo_decode_row(&vs->codec, NULL, row, s->row);
+        for (int32_t r = 0; r < R; r++) {
+            float *acc = s->acc_raw + (size_t)r * (size_t)d;
+            for (int32_t e = 0; e < d; e++) acc[e] += s->t1[r] * s->row[e];
+        }
+    }
+}
+
+/* The keys of [j0, end) outside the coded run [ca, cb), key by key. */
+static void attend_keys(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh, int32_t R,
+                        int32_t j0, int32_t end, int32_t ca, int32_t cb) {
+    const int32_t d = a->c->p.head_dim;
+    const int32_t len = (end - j0) - (cb - ca);
+    if (len <= 0) return;
+#define EACH_KEY(j, t) \
+    for (int32_t j = j0 == ca ? cb : j0, t = 0; j < end; j = j + 1 == ca ? cb : j + 1, t++)
+    EACH_KEY(j, t) {
+        key_scores(a, s, i0, kvh, R, j);
+        for (int32_t r = 0; r < R; r++) s->gsc[(size_t)r * (size_t)len + (size_t)t] = s->t1[r];
+    }
+    for (int32_t r = 0; r < R; r++) {
+        float *sc = s->gsc + (size_t)r * (size_t)len, mx = -INFINITY;
+        for (int32_t t = 0; t < len; t++) mx = sc[t] > mx ? sc[t] : mx;
+        raise_max(s, r, d, mx);
+        if (s->m[r] == -INFINITY) { /* nothing visible yet: all weights 0 */
+            memset(sc, 0, (size_t)len * sizeof *sc);
+            continue;
+        }
+        float sum = 0;
+        for (int32_t t = 0; t < len; t++) {
+            sc[t] = sc[t] == -INFINITY ? 0.0f : turbo_exp(sc[t] - s->m[r]);
+            sum += sc[t];
+        }
+        s->l[r] += sum;
+    }
+    EACH_KEY(j, t) key_values(a, s, i0, kvh, R, j, s->gsc + t, (size_t)len);
+#undef EACH_KEY
+}
+
+/* The coded run of a query at position p: keys past both stores' sinks
+ * and older than both windows, read from the codes (empty unless K and V
+ * are both tq). */
+static void coded_run(const att_ctx *a, int32_t p, int32_t *ca, int32_t *cb) {
+    const tq_kv_cache *c = a->c;
+    *ca = 0;
+    *cb = p + 1;
+    for (int w = 0; w < 2; w++) {
+        const turbo_store *st = &c->st[w];
+        if (*ca < st->sinks) *ca = st->sinks;
+        if (st->window > 0 && *cb > p - st->window + 1) *cb = p - st->window + 1;
+    }
+    if (c->st[0].codec.kind != TURBO_TQ || c->st[1].codec.kind != TURBO_TQ || *cb < *ca)
+        *ca = *cb = 0;
+}
+
 /* Attention of query tokens [i0, i1) (at most QBLOCK; all G heads of KV
  * head kvh) over keys [j0, j1), each clipped to its causal range. Leaves in
  * s, per block row r = (i - i0) * G + g: the max score m[r], the sum of
@@ -123,120 +311,33 @@ static size_t qrow(const att_ctx *a, int32_t i, int32_t kvh, int32_t g) {
 static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i1, int32_t kvh,
                          int32_t j0, int32_t j1) {
     const tq_kv_cache *c = a->c;
-    const turbo_store *ks = &c->st[0], *vs = &c->st[1];
-    const int32_t d = c->p.head_dim, G = a->G, layer = a->layer, R = (i1 - i0) * G;
-    const int32_t p_last = a->pos0 + i1 - 1;
-    const int32_t end = j1 < p_last + 1 ? j1 : p_last + 1, len = end > j0 ? end - j0 : 0;
-    const int k_tq = ks->codec.kind == TURBO_TQ, v_tq = vs->codec.kind == TURBO_TQ;
+    const int32_t d = c->p.head_dim, G = a->G, R = (i1 - i0) * G;
+    const int32_t p_first = a->pos0 + i0, p_last = a->pos0 + i1 - 1;
+    const int32_t end = j1 < p_last + 1 ? j1 : p_last + 1;
+    const int k_tq = c->st[0].codec.kind == TURBO_TQ;
     memset(s->acc_raw, 0, (size_t)R * (size_t)d * sizeof(float));
     memset(s->acc_rot, 0, (size_t)R * (size_t)d * sizeof(float));
     for (int32_t r = 0; r < R; r++) {
         s->m[r] = -INFINITY;
         s->l[r] = 0;
     }
-    if (len == 0) return;
-    if (k_tq)
-        for (int32_t r = 0; r < R; r++)
-            memcpy(s->q16 + (size_t)r * (size_t)d,
-                   a->q16 + qrow(a, i0 + r / G, kvh, r % G) * (size_t)d, (size_t)d * sizeof(int16_t));
-    const float *ksign = ks->sign ? ks->sign + (size_t)layer * (size_t)d : NULL;
-    const float *vsign = vs->sign ? vs->sign + (size_t)layer * (size_t)d : NULL;
-
-    /* scores: s->scores[r * len + (j - j0)] */
-    for (int32_t j = j0; j < end; j++) {
-        const uint16_t *f = turbo_f16_lookup(c, ks, layer, kvh, j);
-        int any_code = 0, any_f16 = 0;
-        for (int32_t i = i0; i < i1; i++) {
-            const int32_t p = a->pos0 + i;
-            if (j > p) continue;
-            if (f && turbo_wants_f16(ks, j, p)) any_f16 = 1;
-            else any_code = 1;
-        }
-        const uint8_t *row = any_code ? turbo_code_row(c, ks, layer, kvh, j) : NULL;
-        float sj = 0;
-        if (row && k_tq) {
-            ks->kern->k_dot(turbo_row_codes(row), d, ks->codec.lut16, s->q16, R, s->dots);
-            sj = turbo_row_scale(row);
-        } else if (row) {
-            turbo_decode_row(&ks->codec, ksign, row, s->row);
-        }
-        float fk[TURBO_MAX_DIM];
-        if (any_f16) f16_row(f, d, fk);
-        for (int32_t r = 0; r < R; r++) {
-            const int32_t i = i0 + r / G, p = a->pos0 + i;
-            float *out = s->scores + (size_t)r * (size_t)len + (size_t)(j - j0);
-            if (j > p) {
-                *out = -INFINITY;
-                continue;
-            }
-            const size_t qr = qrow(a, i, kvh, r % G);
-            const int use_f16 = f && turbo_wants_f16(ks, j, p);
-            if (!use_f16 && k_tq) {
-                *out = sj * a->qk_scale[qr] * (float)s->dots[r] + a->q_mu[qr];
-                continue;
-            }
-            const float *kv = use_f16 ? fk : s->row, *q = a->q + qr * (size_t)d;
-            float dot = 0;
-            for (int32_t e = 0; e < d; e++) dot += q[e] * kv[e];
-            *out = a->scale * dot;
-        }
-    }
+    if (end <= j0) return;
     for (int32_t r = 0; r < R; r++) {
-        float *sc = s->scores + (size_t)r * (size_t)len, mx = -INFINITY;
-        for (int32_t t = 0; t < len; t++) mx = sc[t] > mx ? sc[t] : mx;
-        if (mx == -INFINITY) {
-            for (int32_t t = 0; t < len; t++) sc[t] = 0;
-            continue;
-        }
-        double sum = 0;
-        for (int32_t t = 0; t < len; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
-        }
-        s->m[r] = mx;
-        s->l[r] = (float)sum;
+        const size_t qr = qrow(a, i0 + r / G, kvh, r % G);
+        memcpy(s->qf + (size_t)r * (size_t)d, a->q + qr * (size_t)d, (size_t)d * sizeof(float));
+        if (!k_tq) continue;
+        memcpy(s->q16 + (size_t)r * (size_t)d, a->q16 + qr * (size_t)d, (size_t)d * sizeof(int16_t));
+        s->qs[r] = a->qk_scale[qr];
+        s->qm[r] = a->q_mu[qr];
     }
-
-    /* values */
-    for (int32_t j = j0; j < end; j++) {
-        const uint16_t *f = turbo_f16_lookup(c, vs, layer, kvh, j);
-        int any_code = 0, any_f16 = 0;
-        for (int32_t r = 0; r < R; r++) {
-            const int32_t p = a->pos0 + i0 + r / G;
-            const float pw = s->scores[(size_t)r * (size_t)len + (size_t)(j - j0)];
-            s->w[r] = 0;
-            if (j > p || pw == 0) continue;
-            if (f && turbo_wants_f16(vs, j, p)) any_f16 = 1;
-            else any_code = 1;
-        }
-        if (any_code) {
-            const uint8_t *row = turbo_code_row(c, vs, layer, kvh, j);
-            const float sj = v_tq ? turbo_row_scale(row) : 1.0f;
-            if (!v_tq) turbo_decode_row(&vs->codec, vsign, row, s->row);
-            for (int32_t r = 0; r < R; r++) {
-                const int32_t p = a->pos0 + i0 + r / G;
-                if (j > p || (f && turbo_wants_f16(vs, j, p))) continue;
-                const float pw = s->scores[(size_t)r * (size_t)len + (size_t)(j - j0)];
-                if (v_tq) {
-                    s->w[r] = pw * sj;
-                    continue;
-                }
-                float *acc = s->acc_raw + (size_t)r * (size_t)d;
-                for (int32_t e = 0; e < d; e++) acc[e] += pw * s->row[e];
-            }
-            if (v_tq) vs->kern->v_acc(turbo_row_codes(row), d, vs->codec.cb->c, s->w, R, s->acc_rot);
-        }
-        if (any_f16) {
-            f16_row(f, d, s->row);
-            for (int32_t r = 0; r < R; r++) {
-                const int32_t p = a->pos0 + i0 + r / G;
-                if (j > p || !turbo_wants_f16(vs, j, p)) continue;
-                const float pw = s->scores[(size_t)r * (size_t)len + (size_t)(j - j0)];
-                float *acc = s->acc_raw + (size_t)r * (size_t)d;
-                for (int32_t e = 0; e < d; e++) acc[e] += pw * s->row[e];
-            }
-        }
-    }
+    /* The coded run of the first query, clipped to [j0, end). */
+    int32_t ca, cb;
+    coded_run(a, p_first, &ca, &cb);
+    if (ca < j0) ca = j0;
+    if (cb > end) cb = end;
+    if (cb <= ca) ca = cb = end;
+    if (cb > ca) attend_coded(a, s, kvh, R, ca, cb);
+    attend_keys(a, s, i0, kvh, R, j0, end, ca, cb);
 }
 
 /* out = (acc_raw + unrotate(acc_rot)) / l for one head. acc_rot is clobbered. */
@@ -269,10 +370,37 @@ static int32_t token_bound(const att_ctx *a, int part, int nth) {
     return lo;
 }
 
+/* Key positions [lo, hi) of thread ith when keys are split (decode),
+ * balanced by cost: a key outside the coded run (sinks, f16 window, any key
+ * of a non-tq format) goes through the key-by-key path and costs about
+ * KEY_COST coded keys (from a profile of decode at 4K, d = 128, G = 4,
+ * AVX2: the 132 f16 keys took 7% of the samples, the 3964 coded 48%). */
+#define KEY_COST 4.5
+
+static double key_cost(int32_t j, int32_t ca, int32_t cb) {
+    const int32_t coded = j < ca ? 0 : (j < cb ? j - ca : cb - ca);
+    return (double)coded + KEY_COST * (double)(j - coded);
+}
+
+static int32_t key_bound(const att_ctx *a, int part, int nth) {
+    if (part >= nth) return a->n_kv;
+    int32_t ca, cb;
+    coded_run(a, a->pos0, &ca, &cb);
+    const double target = key_cost(a->n_kv, ca, cb) * part / nth;
+    int32_t lo = 0, hi = a->n_kv; /* smallest j with key_cost(j) >= target */
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        if (key_cost(mid, ca, cb) >= target) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
 static void att_worker(void *user, int ith, int nth) {
     att_ctx *a = user;
     const int32_t d = a->c->p.head_dim, G = a->G, H = a->c->p.n_kv_heads;
-    att_scratch s = scratch_of(a, ith);
+    att_scratch s = scratch_at((uintptr_t)(a->thread_mem + (size_t)ith * a->thread_stride), G,
+                               a->n_kv, d, NULL);
     if (!a->split_keys) {
         const int32_t lo = token_bound(a, ith, nth), hi = token_bound(a, ith + 1, nth);
         for (int32_t i0 = lo; i0 < hi; i0 += QBLOCK) {
@@ -287,8 +415,7 @@ static void att_worker(void *user, int ith, int nth) {
         }
         return;
     }
-    const int32_t j0 = (int32_t)((int64_t)a->n_kv * ith / nth);
-    const int32_t j1 = (int32_t)((int64_t)a->n_kv * (ith + 1) / nth);
+    const int32_t j0 = key_bound(a, ith, nth), j1 = key_bound(a, ith + 1, nth);
     const size_t stride = 2 + 2 * (size_t)d, rows = (size_t)a->n_tok * (size_t)a->n_head;
     for (int32_t i0 = 0; i0 < a->n_tok; i0 += QBLOCK) {
         const int32_t i1 = i0 + QBLOCK < a->n_tok ? i0 + QBLOCK : a->n_tok;
@@ -346,6 +473,9 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     }
     att_ctx a = {0};
     a.c = c;
+    /* The f16 helpers need d % 16 == 0 in the SIMD variants. */
+    a.kf = d % 16 == 0 ? turbo_kernels_select(TURBO_MAX_BITS, host->cpu_features)
+                       : turbo_kernels_scalar(TURBO_MAX_BITS);
     a.layer = layer;
     a.n_head = n_head;
     a.n_tok = n_tokens;
@@ -362,7 +492,7 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     const size_t rows = (size_t)n_tokens * (size_t)n_head;
     const size_t q16_bytes = (rows * (size_t)d * sizeof(int16_t) + 63) / 64 * 64;
     const size_t qs_bytes = (2 * rows * sizeof(float) + 63) / 64 * 64;
-    a.thread_stride = (scratch_bytes_per_thread(a.G, a.n_kv, d) + 63) / 64 * 64;
+    scratch_at(0, a.G, a.n_kv, d, &a.thread_stride);
     const size_t part_bytes =
         a.split_keys ? ((size_t)nth * rows + 1) * (2 + 2 * (size_t)d) * sizeof(float) : 0;
     const size_t need = q16_bytes + qs_bytes + (size_t)nth * a.thread_stride + part_bytes;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <tqrun/tq_plugin.h>
+
 #include "turbo_half.h"
 #include "turbo_rotation.h"
 
@@ -188,52 +190,134 @@ void turbo_decode_row(const turbo_codec *c, const float *sign, const uint8_t *ro
     }
 }
 
-/* ---- scalar reference kernels ------------------------------------------ */
+/* ---- scalar reference kernels (contract in turbo_codec.h) ----------------- */
 
-static void k_dot_scalar(int32_t bits, const uint8_t *codes, int32_t d, const int16_t *lut16,
-                         const int16_t *q16, int32_t G, int32_t *dots) {
+float turbo_exp(float x) {
+    /* Cephes expf: x = n ln2 + r, |r| <= ln2/2, ln2 split in two parts so
+     * that n * C1 is exact; exp(r) by a degree-5 polynomial; 2^n by the
+     * exponent bits (n >= -126 after the clamp, so no subnormals). */
+    const float C1 = 0.693359375f, C2 = -2.12194440e-4f;
+    if (!(x > -87.0f)) x = -87.0f;
+    const float n = (float)lrintf(x * 1.44269504088896341f);
+    float r = x - n * C1;
+    r = r - n * C2;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * (r * r) + r + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, 4);
+    return y * two_n;
+}
+
+static void k_scores_scalar(int32_t bits, const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                            const int16_t *lut16, const int16_t *q16, const float *qs,
+                            const float *qm, int32_t G, float *sc, size_t ld, float *mx) {
     uint8_t idx[TURBO_MAX_DIM];
-    turbo_unpack_codes(bits, d, codes, idx);
     int16_t c[TURBO_MAX_DIM];
-    for (int32_t i = 0; i < d; i++) c[i] = lut16[idx[i]];
-    for (int32_t g = 0; g < G; g++) {
-        const int16_t *q = q16 + (size_t)g * (size_t)d;
-        int32_t s = 0;
-        for (int32_t i = 0; i < d; i++) s += (int32_t)q[i] * (int32_t)c[i];
-        dots[g] = s;
+    for (int32_t j = 0; j < n; j++) {
+        const uint8_t *row = rows + (size_t)j * stride;
+        turbo_unpack_codes(bits, d, turbo_row_codes(row), idx);
+        for (int32_t i = 0; i < d; i++) c[i] = lut16[idx[i]];
+        const float sj = turbo_row_scale(row);
+        for (int32_t g = 0; g < G; g++) {
+            const int16_t *q = q16 + (size_t)g * (size_t)d;
+            int32_t dot = 0;
+            for (int32_t i = 0; i < d; i++) dot += (int32_t)q[i] * (int32_t)c[i];
+            const float v = (sj * qs[g]) * (float)dot + qm[g];
+            sc[(size_t)g * ld + (size_t)j] = v;
+            if (v > mx[g]) mx[g] = v;
+        }
     }
 }
 
-static void v_acc_scalar(int32_t bits, const uint8_t *codes, int32_t d, const float *lut,
-                         const float *w, int32_t G, float *acc) {
+static void softmax_w_scalar(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
+                             const uint8_t *vrows, size_t vstride, float unit, float *lsum,
+                             int16_t *w16, float *wscale) {
+    float w[TURBO_V_TILE];
+    for (int32_t g = 0; g < G; g++) {
+        float *p = sc + (size_t)g * ld, part[8] = {0};
+        int16_t *wq = w16 + (size_t)g * ld;
+        for (int32_t j = 0; j < n; j++) {
+            p[j] = turbo_exp(p[j] - m[g]);
+            part[j % 8] += p[j];
+        }
+        lsum[g] += ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+        for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE) {
+            const int32_t nt = n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE;
+            float wmax = 0;
+            for (int32_t j = 0; j < nt; j++) {
+                w[j] = p[t0 + j] * turbo_row_scale(vrows + (size_t)(t0 + j) * vstride);
+                if (w[j] > wmax) wmax = w[j];
+            }
+            const float inv = wmax > TURBO_W_TINY ? (float)TURBO_W_MAX / wmax : 0.0f;
+            for (int32_t j = 0; j < nt; j++) wq[t0 + j] = (int16_t)lrintf(w[j] * inv);
+            wscale[(size_t)(t0 / TURBO_V_TILE) * (size_t)G + (size_t)g] = wmax > TURBO_W_TINY ? wmax * unit : 0.0f;
+        }
+    }
+}
+
+static void v_acc_scalar(int32_t bits, const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                         const int16_t *lut16, const int16_t *w16, size_t ld, const float *wscale,
+                         int32_t G, float *acc) {
     uint8_t idx[TURBO_MAX_DIM];
-    turbo_unpack_codes(bits, d, codes, idx);
-    float c[TURBO_MAX_DIM];
-    for (int32_t i = 0; i < d; i++) c[i] = lut[idx[i]];
+    int32_t sum[TURBO_MAX_DIM];
+    for (int32_t g = 0; g < G; g++) {
+        memset(sum, 0, (size_t)d * sizeof *sum);
+        for (int32_t j = 0; j < n; j++) {
+            const int32_t w = w16[(size_t)g * ld + (size_t)j];
+            if (w == 0) continue;
+            turbo_unpack_codes(bits, d, turbo_row_codes(rows + (size_t)j * stride), idx);
+            for (int32_t i = 0; i < d; i++) sum[i] += w * (int32_t)lut16[idx[i]];
+        }
+        float *a = acc + (size_t)g * (size_t)d;
+        for (int32_t i = 0; i < d; i++) a[i] += wscale[g] * (float)sum[i];
+    }
+}
+
+static void f16_dot_scalar(const uint16_t *row, int32_t d, const float *q, int32_t G, float *out) {
+    float x[TURBO_MAX_DIM];
+    for (int32_t i = 0; i < d; i++) x[i] = turbo_f16_to_f32(row[i]);
+    for (int32_t g = 0; g < G; g++) {
+        const float *qq = q + (size_t)g * (size_t)d;
+        float s = 0;
+        for (int32_t i = 0; i < d; i++) s += qq[i] * x[i];
+        out[g] = s;
+    }
+}
+
+static void f16_acc_scalar(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc) {
+    float x[TURBO_MAX_DIM];
+    for (int32_t i = 0; i < d; i++) x[i] = turbo_f16_to_f32(row[i]);
     for (int32_t g = 0; g < G; g++) {
         float *a = acc + (size_t)g * (size_t)d;
-        const float wg = w[g];
-        for (int32_t i = 0; i < d; i++) a[i] += wg * c[i];
+        for (int32_t i = 0; i < d; i++) a[i] += w[g] * x[i];
     }
 }
 
-#define SCALAR_VARIANT(B)                                                                      \
-    static void k_dot_##B(const uint8_t *codes, int32_t d, const int16_t *lut16,                \
-                          const int16_t *q16, int32_t G, int32_t *dots) {                      \
-        k_dot_scalar(B, codes, d, lut16, q16, G, dots);                                        \
-    }                                                                                          \
-    static void v_acc_##B(const uint8_t *codes, int32_t d, const float *lut, const float *w,   \
-                          int32_t G, float *acc) {                                             \
-        v_acc_scalar(B, codes, d, lut, w, G, acc);                                             \
+#define SCALAR_VARIANT(B)                                                                       \
+    static void k_scores_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,          \
+                             const int16_t *lut16, const int16_t *q16, const float *qs,         \
+                             const float *qm, int32_t G, float *sc, size_t ld, float *mx) {     \
+        k_scores_scalar(B, rows, stride, n, d, lut16, q16, qs, qm, G, sc, ld, mx);              \
+    }                                                                                           \
+    static void v_acc_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,             \
+                          const int16_t *lut16, const int16_t *w16, size_t ld,                  \
+                          const float *wscale, int32_t G, float *acc) {                         \
+        v_acc_scalar(B, rows, stride, n, d, lut16, w16, ld, wscale, G, acc);                    \
     }
 SCALAR_VARIANT(2)
 SCALAR_VARIANT(3)
 SCALAR_VARIANT(4)
 
 static const turbo_kernels scalar_kernels[3] = {
-    {"scalar", k_dot_2, v_acc_2},
-    {"scalar", k_dot_3, v_acc_3},
-    {"scalar", k_dot_4, v_acc_4},
+    {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, f16_dot_scalar, f16_acc_scalar},
 };
 
 const turbo_kernels *turbo_kernels_scalar(int32_t bits) {
@@ -241,7 +325,22 @@ const turbo_kernels *turbo_kernels_scalar(int32_t bits) {
     return &scalar_kernels[bits - TURBO_MIN_BITS];
 }
 
+/* The SIMD files exist only in builds for their architecture (meson.build
+ * defines TURBO_HAVE_<ISA>); the CPU check happens here, at run time. */
+#ifndef TURBO_HAVE_AVX2
+const turbo_kernels *turbo_kernels_avx2(int32_t bits) { (void)bits; return NULL; }
+#endif
+#ifndef TURBO_HAVE_AVX512
+const turbo_kernels *turbo_kernels_avx512(int32_t bits) { (void)bits; return NULL; }
+#endif
+
+#define TURBO_CPU_AVX2_SET (TQ_CPU_AVX2 | TQ_CPU_FMA | TQ_CPU_F16C)
+#define TURBO_CPU_AVX512_SET                                                                    \
+    (TURBO_CPU_AVX2_SET | TQ_CPU_AVX512F | TQ_CPU_AVX512BW | TQ_CPU_AVX512VL | TQ_CPU_AVX512VNNI)
+
 const turbo_kernels *turbo_kernels_select(int32_t bits, uint64_t cpu_features) {
-    (void)cpu_features; /* SIMD variants (AVX2, AVX-512 VNNI, NEON) go here */
-    return turbo_kernels_scalar(bits);
+    const turbo_kernels *k = NULL;
+    if ((cpu_features & TURBO_CPU_AVX512_SET) == TURBO_CPU_AVX512_SET) k = turbo_kernels_avx512(bits);
+    if (!k && (cpu_features & TURBO_CPU_AVX2_SET) == TURBO_CPU_AVX2_SET) k = turbo_kernels_avx2(bits);
+    return k ? k : turbo_kernels_scalar(bits);
 }

@@ -18,7 +18,7 @@
  *
  * The attention kernels that read tq codes sit behind turbo_kernels so
  * SIMD variants can be added next to the scalar reference; each must give
- * bit-identical integer dots (K) to the scalar one. */
+ * bit-identical results (K dots, V sums) to the scalar one. */
 #ifndef TURBO_CODEC_H
 #define TURBO_CODEC_H
 
@@ -69,22 +69,69 @@ void turbo_unpack_codes(int32_t bits, int32_t d, const uint8_t *codes, uint8_t *
 #define TURBO_Q_MAX 2047
 #define TURBO_LUT_MAX 1023
 
-/* Compressed-domain kernels for one tq row against G query heads.
- *  k_dot: dots[g] = sum_i q16[g*d + i] * lut16[idx_i]           (exact int32)
- *  v_acc: acc[g*d + i] += w[g] * lut[idx_i]                       (float)
- * codes points at the row's codes (turbo_row_codes). [any] */
+/* V weights: the softmax weights p_j * s_j of a tile of at most
+ * TURBO_V_TILE rows are scaled to integers 0..TURBO_W_MAX (one float scale
+ * per query row and tile), so a tile's sum over rows is an exact int32
+ * (32 * 32767 * 1023 < 2^31) that pmaddwd/vpdpwssd/smlal variants reproduce
+ * bit for bit. 16-bit weights cost about 1e-5 relative error, far below the
+ * coding error. */
+#define TURBO_W_MAX 32767
+#define TURBO_V_TILE 32
+#define TURBO_W_TINY 1e-30f
+
+/* The attention kernels. A chunk is n consecutive tq rows of one KV head
+ * (row j at rows + j * stride: fp16 scale, then the codes) against G query
+ * rows; per-query-row arrays are indexed [g * ld + j]. lut16 has 16 entries.
+ * d is a multiple of 16 up to TURBO_MAX_DIM.
+ *
+ *  k_scores  sc[g*ld + j] = (s_j * qs[g]) * (float)D + qm[g], where
+ *            D = sum_i q16[g*d + i] * lut16[idx_{j,i}] is an exact int32
+ *            (|q16| <= TURBO_Q_MAX, |lut16| <= TURBO_LUT_MAX) and s_j the
+ *            row's scale; mx[g] = max(mx[g], max_j sc[g*ld + j]).
+ *  softmax_w with m[g] >= every score: p = turbo_exp(sc - m[g]) replaces
+ *            sc; lsum[g] += sum_j p (summed as 8 partial sums, lane k
+ *            taking j = k mod 8, combined ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)));
+ *            per tile t of TURBO_V_TILE rows (j from 32t) of the V rows
+ *            `vrows`: w = p * s_j, wmax = the tile's max w, w16[g*ld + j]
+ *            = lrint(w * (TURBO_W_MAX / wmax)) and wscale[t*G + g] =
+ *            wmax * unit (0 and 0 when wmax <= TURBO_W_TINY, where the
+ *            scale would overflow; such a tile adds < 1e-30 per value).
+ *  v_acc     for n <= TURBO_V_TILE rows and 0 <= w16 <= TURBO_W_MAX:
+ *            S = sum_j w16[g*ld + j] * lut16[idx_{j,i}] (exact int32), then
+ *            acc[g*d + i] += wscale[g] * (float)S.
+ *  f16_dot   out[g] = sum_i q[g*d + i] * row[i] for an f16 row.
+ *  f16_acc   acc[g*d + i] += w[g] * row[i] for an f16 row.
+ * Each float operation above is one rounded IEEE operation in the order
+ * written (no FMA), and turbo_exp is one fixed polynomial (turbo_codec.c),
+ * so every variant gives bit-identical results to the scalar reference,
+ * except f16_dot, whose sum order is the variant's own. [any] */
 typedef struct turbo_kernels {
     const char *name;
-    void (*k_dot)(const uint8_t *codes, int32_t d, const int16_t *lut16, const int16_t *q16,
-                  int32_t G, int32_t *dots);
-    void (*v_acc)(const uint8_t *codes, int32_t d, const float *lut, const float *w, int32_t G,
-                  float *acc);
+    void (*k_scores)(const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                     const int16_t *lut16, const int16_t *q16, const float *qs, const float *qm,
+                     int32_t G, float *sc, size_t ld, float *mx);
+    void (*softmax_w)(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
+                      const uint8_t *vrows, size_t vstride, float unit, float *lsum, int16_t *w16,
+                      float *wscale);
+    void (*v_acc)(const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                  const int16_t *lut16, const int16_t *w16, size_t ld, const float *wscale,
+                  int32_t G, float *acc);
+    void (*f16_dot)(const uint16_t *row, int32_t d, const float *q, int32_t G, float *out);
+    void (*f16_acc)(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc);
 } turbo_kernels;
 
-/* The kernels for `bits` on a machine with cpu_features (TQ_CPU_* bits).
- * Only the scalar reference exists so far. [any] */
+/* exp(x) for x <= 0 as the kernels compute it: x clamped to -87, Cephes'
+ * range reduction and degree-5 polynomial, about 1 ulp. [any] */
+float turbo_exp(float x);
+
+/* The fastest kernels for `bits` on a machine with cpu_features (TQ_CPU_*
+ * bits): AVX-512 VNNI, then AVX2, then the scalar reference. [any] */
 const turbo_kernels *turbo_kernels_select(int32_t bits, uint64_t cpu_features);
 /* The scalar reference, the oracle for every other variant. */
 const turbo_kernels *turbo_kernels_scalar(int32_t bits);
+/* The SIMD variants (turbo_kernels_<isa>.c, each compiled for its ISA), or
+ * NULL when this build has no such variant; the caller checks the CPU. */
+const turbo_kernels *turbo_kernels_avx2(int32_t bits);
+const turbo_kernels *turbo_kernels_avx512(int32_t bits);
 
 #endif

@@ -1,0 +1,575 @@
+/* turbo_kernels_x86.h — AVX2 building blocks of the x86 kernel variants
+ * (turbo_kernels_avx2.c, turbo_kernels_avx512.c; contract in
+ * turbo_codec.h). Include only from a file compiled with at least -mavx2
+ * -mfma -mf16c.
+ *
+ * Decoding: a row's codes become its 16-bit centroids (lut16) in natural
+ * dimension order. The code indices are spread into bytes, and two pshufb
+ * lookups (the low and the high bytes of the 16 lut16 entries) followed by
+ * a byte interleave give int16 values. The shuffles are arranged so that
+ * the interleave, which works inside 128-bit lanes, lands on natural order:
+ *   tq4: a dword permute first puts code bytes {0-3, 8-11} in lane 0 and
+ *        {4-7, 12-15} in lane 1, so the nibble interleave yields dims
+ *        0-7,16-23 | 8-15,24-31 and the centroid interleave dims 0-15, 16-31;
+ *   tq2/tq3: the four 2-bit fields interleave to dims 0-15 | 64-79 (etc.),
+ *        and a 128-bit lane permute after the lookup restores the order.
+ *
+ * The table entries shared by both variants (softmax_w, f16_dot,
+ * f16_acc) are plain static functions here; both files use them.
+ *
+ * Everything that must match the scalar reference bit for bit uses the
+ * same IEEE operations in the same order (the files are compiled with
+ * -ffp-contract=off, and FMA intrinsics appear only in f16_dot). */
+#ifndef TURBO_KERNELS_X86_H
+#define TURBO_KERNELS_X86_H
+
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "turbo_codec.h"
+#include "turbo_rotation.h"
+
+/* Forced inlining: the decoder and dot functions are passed as constant
+ * function pointers to the drivers, and only full inlining keeps the
+ * lookup tables in registers across a row. */
+#if defined(__GNUC__)
+#define TX_INLINE static inline __attribute__((always_inline))
+#define TX_UNROLL _Pragma("GCC unroll 8")
+#else
+#define TX_INLINE static inline
+#define TX_UNROLL
+#endif
+/* Calls f with d as a constant for the common head dims, so the inlined
+ * loops over d unroll completely. */
+#define TX_FIXED_D(d, f)                                                                         \
+    do {                                                                                         \
+        if ((d) == 128) { const int32_t d_ = 128; f; }                                           \
+        else if ((d) == 64) { const int32_t d_ = 64; f; }                                        \
+        else { const int32_t d_ = (d); f; }                                                      \
+    } while (0)
+
+/* Decoders write up to round_up(d, 128) centroids. */
+#define TX_CBUF (TURBO_MAX_DIM + 128)
+/* Rows decoded ahead of the K dot products (their scores are stored as a
+ * 4 x 4 transpose). */
+#define TX_KROWS 4
+
+#define TX_LOADU(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define TX_LOADA(p) _mm256_load_si256((const __m256i *)(const void *)(p))
+#define TX_STOREA(p, v) _mm256_store_si256((__m256i *)(void *)(p), (v))
+
+typedef struct tx_lut {
+    __m256i lo, hi; /* low and high bytes of lut16[0..15], in both lanes */
+} tx_lut;
+
+TX_INLINE tx_lut tx_lut_bytes(const int16_t *lut16) {
+    alignas(16) uint8_t lo[16], hi[16];
+    for (int k = 0; k < 16; k++) {
+        const uint16_t u = (uint16_t)lut16[k];
+        lo[k] = (uint8_t)(u & 0xff);
+        hi[k] = (uint8_t)(u >> 8);
+    }
+    tx_lut t;
+    t.lo = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)lo));
+    t.hi = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)hi));
+    return t;
+}
+
+TX_INLINE float tx_row_scale(const uint8_t *row) {
+    uint16_t h;
+    memcpy(&h, row, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Index bytes -> int16 centroids for an index vector holding 16 natural
+ * dims in lane 0 (stored at x) and 16 natural dims in lane 1 (at y). */
+TX_INLINE void tx_lookup_lanes(__m256i idx, tx_lut t, int16_t *x, int16_t *y) {
+    const __m256i l = _mm256_shuffle_epi8(t.lo, idx), h = _mm256_shuffle_epi8(t.hi, idx);
+    const __m256i lo = _mm256_unpacklo_epi8(l, h), hi = _mm256_unpackhi_epi8(l, h);
+    TX_STOREA(x, _mm256_permute2x128_si256(lo, hi, 0x20));
+    TX_STOREA(y, _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* tq4: 32 code bytes -> 64 centroids, dims 0-15, 16-31, 32-47, 48-63. */
+TX_INLINE void tx_tq4_reg64(__m256i raw, tx_lut t, __m256i *c0, __m256i *c1, __m256i *c2,
+                            __m256i *c3) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i b = _mm256_permutevar8x32_epi32(raw, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    const __m256i i0 = _mm256_unpacklo_epi8(lo, hi), i1 = _mm256_unpackhi_epi8(lo, hi);
+    __m256i l = _mm256_shuffle_epi8(t.lo, i0), h = _mm256_shuffle_epi8(t.hi, i0);
+    *c0 = _mm256_unpacklo_epi8(l, h);
+    *c1 = _mm256_unpackhi_epi8(l, h);
+    l = _mm256_shuffle_epi8(t.lo, i1);
+    h = _mm256_shuffle_epi8(t.hi, i1);
+    *c2 = _mm256_unpacklo_epi8(l, h);
+    *c3 = _mm256_unpackhi_epi8(l, h);
+}
+
+/* tq4: 32 code bytes -> 64 centroids at c. */
+TX_INLINE void tx_tq4_dec64(__m256i raw, tx_lut t, int16_t *c) {
+    __m256i c0, c1, c2, c3;
+    tx_tq4_reg64(raw, t, &c0, &c1, &c2, &c3);
+    TX_STOREA(c, c0);
+    TX_STOREA(c + 16, c1);
+    TX_STOREA(c + 32, c2);
+    TX_STOREA(c + 48, c3);
+}
+
+TX_INLINE void tx_tq4_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    int32_t i = 0;
+    TX_UNROLL
+    for (; i + 64 <= d; i += 64) tx_tq4_dec64(TX_LOADU(codes + i / 2), t, c + i);
+    if (i < d) {
+        alignas(32) uint8_t tail[32] = {0};
+        memcpy(tail, codes + i / 2, (size_t)(d - i) / 2);
+        tx_tq4_dec64(TX_LOADA(tail), t, c + i);
+    }
+}
+
+/* tq3: the bit-2 plane bytes of a 2-bit index vector v of the 2-bit
+ * decoder (lane 0 = dims 16m.., lane 1 = dims 64+16m..): byte r of lane 0
+ * is dim 16m + r, bit r%8 of hi byte 2m + r/8. */
+TX_INLINE __m256i tx_tq3_bit2(__m256i v, __m256i hb, int m) {
+    const __m256i pat0 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9);
+    const __m256i bit = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64,
+                                         -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32,
+                                         64, -128);
+    const __m256i x = _mm256_shuffle_epi8(hb, _mm256_add_epi8(pat0, _mm256_set1_epi8((char)(2 * m))));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit);
+    return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+}
+
+/* tq2 (hi == NULL) or tq3: 32 bytes of the 2-bit plane and 16 bytes of the
+ * 1-bit plane (bit 2 of each code) -> 128 centroids at c. */
+TX_INLINE void tx_tq23_dec128(__m256i b, const uint8_t *hi, tx_lut t, int16_t *c) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i p0 = _mm256_and_si256(b, m3), p1 = _mm256_and_si256(_mm256_srli_epi16(b, 2), m3);
+    const __m256i p2 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m3);
+    const __m256i p3 = _mm256_and_si256(_mm256_srli_epi16(b, 6), m3);
+    const __m256i a_lo = _mm256_unpacklo_epi8(p0, p1), a_hi = _mm256_unpackhi_epi8(p0, p1);
+    const __m256i b_lo = _mm256_unpacklo_epi8(p2, p3), b_hi = _mm256_unpackhi_epi8(p2, p3);
+    /* v_m: lane 0 = dims 16m..16m+15, lane 1 = dims 64+16m.. */
+    __m256i v0 = _mm256_unpacklo_epi16(a_lo, b_lo), v1 = _mm256_unpackhi_epi16(a_lo, b_lo);
+    __m256i v2 = _mm256_unpacklo_epi16(a_hi, b_hi), v3 = _mm256_unpackhi_epi16(a_hi, b_hi);
+    if (hi) {
+        const __m256i hb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)hi));
+        v0 = tx_tq3_bit2(v0, hb, 0);
+        v1 = tx_tq3_bit2(v1, hb, 1);
+        v2 = tx_tq3_bit2(v2, hb, 2);
+        v3 = tx_tq3_bit2(v3, hb, 3);
+    }
+    tx_lookup_lanes(v0, t, c, c + 64);
+    tx_lookup_lanes(v1, t, c + 16, c + 80);
+    tx_lookup_lanes(v2, t, c + 32, c + 96);
+    tx_lookup_lanes(v3, t, c + 48, c + 112);
+}
+
+TX_INLINE void tx_tq23_decode(int bits, const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    const uint8_t *plane1 = codes + d / 4;
+    int32_t i = 0;
+    TX_UNROLL
+    for (; i + 128 <= d; i += 128)
+        tx_tq23_dec128(TX_LOADU(codes + i / 4), bits == 3 ? plane1 + i / 8 : NULL, t, c + i);
+    if (i < d) {
+        alignas(32) uint8_t tail[32] = {0}, tail1[16] = {0};
+        memcpy(tail, codes + i / 4, (size_t)(d - i) / 4);
+        if (bits == 3) memcpy(tail1, plane1 + i / 8, (size_t)(d - i) / 8);
+        tx_tq23_dec128(TX_LOADA(tail), bits == 3 ? tail1 : NULL, t, c + i);
+    }
+}
+
+TX_INLINE void tx_tq2_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    tx_tq23_decode(2, codes, d, t, c);
+}
+TX_INLINE void tx_tq3_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    tx_tq23_decode(3, codes, d, t, c);
+}
+
+typedef void (*tx_decode_fn)(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c);
+
+/* ---- K: scores from the integer dots ------------------------------------------ */
+
+/* Horizontal sums of four int32 vectors: {sum a0, sum a1, sum a2, sum a3}. */
+TX_INLINE __m128i tx_hsum4(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+    const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+TX_INLINE int32_t tx_hsum1(__m256i a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The variant's integer multiply-accumulate: acc + the pairwise sums of
+ * the 16x16-bit products of a and b, per int32 lane (pmaddwd + paddd, or
+ * vpdpwssd). Exact, so every variant's sums are the same integers. */
+typedef __m256i (*tx_mac_fn)(__m256i acc, __m256i a, __m256i b);
+
+/* Dots of a group of up to 4 query rows (gn) with nk <= TX_KROWS decoded
+ * rows: dots[k] = {D(row k, q g0) .. D(row k, q g0+3)} (0 past gn). */
+TX_INLINE void tx_dot4(tx_mac_fn mac, int16_t (*c)[TX_CBUF], int32_t nk, int32_t d,
+                       const int16_t *q, int32_t gn, __m128i *dots) {
+    for (int32_t k = 0; k < nk; k++) {
+        const int16_t *ck = c[k];
+        if (gn == 4) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            TX_UNROLL
+            for (int32_t i = 0; i < d; i += 16) {
+                const __m256i cv = TX_LOADA(ck + i);
+                a0 = mac(a0, cv, TX_LOADU(q + i));
+                a1 = mac(a1, cv, TX_LOADU(q + d + i));
+                a2 = mac(a2, cv, TX_LOADU(q + 2 * d + i));
+                a3 = mac(a3, cv, TX_LOADU(q + 3 * d + i));
+            }
+            dots[k] = tx_hsum4(a0, a1, a2, a3);
+            continue;
+        }
+        alignas(16) int32_t o[4] = {0};
+        for (int32_t g = 0; g < gn; g++) {
+            const int16_t *qq = q + (size_t)g * (size_t)d;
+            __m256i a = _mm256_setzero_si256();
+            for (int32_t i = 0; i < d; i += 16)
+                a = mac(a, TX_LOADA(ck + i), TX_LOADU(qq + i));
+            o[g] = tx_hsum1(a);
+        }
+        dots[k] = _mm_load_si128((const __m128i *)(const void *)o);
+    }
+}
+
+
+/* Scores of nk <= TX_KROWS rows (j..) for query rows g0..g0+gn-1 from
+ * their dots and row scales: scaled, max-updated, stored (as a 4 x 4
+ * transpose when the block is full). */
+TX_INLINE void tx_k_store(const __m128 *s, const __m128i *dots, int32_t nk, int32_t j, int32_t g0,
+                          int32_t gn, const float *qs, const float *qm, float *sc, size_t ld,
+                          float *mx) {
+    alignas(16) float qsv[4] = {0}, qmv[4] = {0}, mxv[4] = {0};
+    for (int32_t k = 0; k < gn; k++) {
+        qsv[k] = qs[g0 + k];
+        qmv[k] = qm[g0 + k];
+        mxv[k] = mx[g0 + k];
+    }
+    __m128 v[TX_KROWS], m = _mm_load_ps(mxv);
+    for (int32_t k = 0; k < nk; k++) {
+        v[k] = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(s[k], _mm_load_ps(qsv)), _mm_cvtepi32_ps(dots[k])),
+                          _mm_load_ps(qmv));
+        m = _mm_max_ps(m, v[k]);
+    }
+    _mm_store_ps(mxv, m);
+    for (int32_t k = 0; k < gn; k++) mx[g0 + k] = mxv[k];
+    if (nk == 4 && gn == 4) {
+        _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+        for (int32_t k = 0; k < 4; k++) _mm_storeu_ps(sc + (size_t)(g0 + k) * ld + (size_t)j, v[k]);
+        return;
+    }
+    for (int32_t k = 0; k < nk; k++) {
+        alignas(16) float o[4];
+        _mm_store_ps(o, v[k]);
+        for (int32_t g = 0; g < gn; g++) sc[(size_t)(g0 + g) * ld + (size_t)(j + k)] = o[g];
+    }
+}
+
+/* k_scores over rows in groups of TX_KROWS: decode into a buffer shared by
+ * the query groups, dot, then scale, max and store. (Keeping a tq4 row in
+ * registers instead, for G <= 4, was no faster on the AMD machine and
+ * slower for AVX2 on an Intel Xeon.) */
+TX_INLINE void tx_k_scores(tx_decode_fn dec, tx_mac_fn mac, const uint8_t *rows,
+                           size_t stride, int32_t n, int32_t d, const int16_t *lut16,
+                           const int16_t *q16, const float *qs, const float *qm, int32_t G,
+                           float *sc, size_t ld, float *mx) {
+    const tx_lut t = tx_lut_bytes(lut16);
+    alignas(32) int16_t c[TX_KROWS][TX_CBUF];
+    for (int32_t j = 0; j < n; j += TX_KROWS) {
+        const int32_t nk = n - j < TX_KROWS ? n - j : TX_KROWS;
+        __m128 s[TX_KROWS];
+        for (int32_t k = 0; k < nk; k++) {
+            const uint8_t *row = rows + (size_t)(j + k) * stride;
+            dec(turbo_row_codes(row), d, t, c[k]);
+            s[k] = _mm_set1_ps(tx_row_scale(row));
+        }
+        for (int32_t g0 = 0; g0 < G; g0 += 4) {
+            const int32_t gn = G - g0 < 4 ? G - g0 : 4;
+            __m128i dots[TX_KROWS];
+            tx_dot4(mac, c, nk, d, q16 + (size_t)g0 * (size_t)d, gn, dots);
+            tx_k_store(s, dots, nk, j, g0, gn, qs, qm, sc, ld, mx);
+        }
+    }
+}
+
+/* ---- softmax weights ------------------------------------------------------------ */
+
+/* turbo_exp on 8 lanes, the same operations in the same order. */
+TX_INLINE __m256 tx_exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256i ni = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)));
+    const __m256 n = _mm256_cvtepi32_ps(ni);
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+    const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+}
+
+/* Lane mask for the first k (0..8) lanes. */
+TX_INLINE __m256i tx_mask8(int32_t k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static void tx_softmax_w(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
+                                const uint8_t *vrows, size_t vstride, float unit, float *lsum,
+                                int16_t *w16, float *wscale) {
+    for (int32_t g = 0; g < G; g++) {
+        float *p = sc + (size_t)g * ld;
+        const __m256 mm = _mm256_set1_ps(m[g]);
+        __m256 part = _mm256_setzero_ps();
+        int32_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const __m256 e = tx_exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), mm));
+            _mm256_storeu_ps(p + j, e);
+            part = _mm256_add_ps(part, e);
+        }
+        if (j < n) {
+            const __m256i k = tx_mask8(n - j);
+            const __m256 e = _mm256_and_ps(tx_exp8(_mm256_sub_ps(_mm256_maskload_ps(p + j, k), mm)),
+                                           _mm256_castsi256_ps(k));
+            _mm256_maskstore_ps(p + j, k, e);
+            part = _mm256_add_ps(part, e);
+        }
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(part), _mm256_extractf128_ps(part, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        lsum[g] += _mm_cvtss_f32(s);
+    }
+    alignas(32) float vs[TURBO_V_TILE];
+    for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE) {
+        const int32_t nt = n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE;
+        for (int32_t j = 0; j < nt; j++) vs[j] = tx_row_scale(vrows + (size_t)(t0 + j) * vstride);
+        for (int32_t g = 0; g < G; g++) {
+            const float *p = sc + (size_t)g * ld + t0;
+            int16_t *wq = w16 + (size_t)g * ld + t0;
+            float *ws = wscale + (size_t)(t0 / TURBO_V_TILE) * (size_t)G + g;
+            if (nt < TURBO_V_TILE) { /* the last, partial tile: the reference's loop */
+                float w[TURBO_V_TILE], wmax = 0;
+                for (int32_t j = 0; j < nt; j++) {
+                    w[j] = p[j] * vs[j];
+                    if (w[j] > wmax) wmax = w[j];
+                }
+                const float inv = wmax > TURBO_W_TINY ? (float)TURBO_W_MAX / wmax : 0.0f;
+                for (int32_t j = 0; j < nt; j++) wq[j] = (int16_t)_mm_cvtss_si32(_mm_set_ss(w[j] * inv));
+                *ws = wmax > TURBO_W_TINY ? wmax * unit : 0.0f;
+                continue;
+            }
+            __m256 w[4], mx = _mm256_setzero_ps();
+            for (int k = 0; k < 4; k++) {
+                w[k] = _mm256_mul_ps(_mm256_loadu_ps(p + 8 * k), _mm256_load_ps(vs + 8 * k));
+                mx = _mm256_max_ps(mx, w[k]);
+            }
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+            const float wmax = _mm_cvtss_f32(h);
+            if (!(wmax > TURBO_W_TINY)) {
+                memset(wq, 0, TURBO_V_TILE * sizeof *wq);
+                *ws = 0.0f;
+                continue;
+            }
+            const __m256 inv = _mm256_set1_ps((float)TURBO_W_MAX / wmax);
+            for (int k = 0; k < 4; k += 2) {
+                const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(w[k], inv));
+                const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(w[k + 1], inv));
+                const __m256i ab = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
+                _mm256_storeu_si256((__m256i *)(void *)(wq + 8 * k), ab);
+            }
+            *ws = wmax * unit;
+        }
+    }
+}
+
+/* ---- f16 rows ------------------------------------------------------------------ */
+
+TX_INLINE void tx_f16_load(const uint16_t *row, int32_t d, float *x) {
+    for (int32_t i = 0; i < d; i += 8)
+        _mm256_store_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + i))));
+}
+
+TX_INLINE float tx_hsum_ps(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static void tx_f16_dot(const uint16_t *row, int32_t d, const float *q, int32_t G, float *out) {
+    alignas(32) float x[TURBO_MAX_DIM];
+    tx_f16_load(row, d, x);
+    for (int32_t g = 0; g < G; g++) {
+        const float *qq = q + (size_t)g * (size_t)d;
+        __m256 a = _mm256_setzero_ps(), b = a;
+        int32_t i = 0;
+        for (; i + 16 <= d; i += 16) {
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(qq + i), _mm256_load_ps(x + i), a);
+            b = _mm256_fmadd_ps(_mm256_loadu_ps(qq + i + 8), _mm256_load_ps(x + i + 8), b);
+        }
+        if (i < d) a = _mm256_fmadd_ps(_mm256_loadu_ps(qq + i), _mm256_load_ps(x + i), a);
+        out[g] = tx_hsum_ps(_mm256_add_ps(a, b));
+    }
+}
+
+static void tx_f16_acc(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc) {
+    alignas(32) float x[TURBO_MAX_DIM];
+    tx_f16_load(row, d, x);
+    for (int32_t g = 0; g < G; g++) {
+        float *a = acc + (size_t)g * (size_t)d;
+        const __m256 wg = _mm256_set1_ps(w[g]);
+        for (int32_t i = 0; i < d; i += 8)
+            _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_mul_ps(wg, _mm256_load_ps(x + i))));
+    }
+}
+
+/* ---- V: paired rows --------------------------------------------------------------- */
+
+/* The pair weights of query row g: (w of row 2p, w of row 2p+1) in every
+ * dword of wb[p] (the partner of an odd last row weighs 0). */
+TX_INLINE void tx_pair_weights(const int16_t *w16, int32_t n, __m256i *wb) {
+    for (int32_t p = 0; p < n / 2; p++) {
+        int32_t v;
+        memcpy(&v, w16 + 2 * p, 4);
+        wb[p] = _mm256_set1_epi32(v);
+    }
+    if (n % 2) wb[n / 2] = _mm256_set1_epi32((int32_t)(uint16_t)w16[n - 1]);
+}
+
+/* Decodes n rows in pairs: pb[p] holds, per 16 dims, the two rows'
+ * centroids interleaved (unpacklo: dims 0-3 | 8-11, unpackhi: 4-7 | 12-15). */
+TX_INLINE void tx_pair_store(__m256i a, __m256i b, int16_t *pb) {
+    TX_STOREA(pb, _mm256_unpacklo_epi16(a, b));
+    TX_STOREA(pb + 16, _mm256_unpackhi_epi16(a, b));
+}
+
+TX_INLINE void tx_decode_pairs(int bits, tx_decode_fn dec, const uint8_t *rows, size_t stride,
+                               int32_t n, int32_t d, tx_lut t, int16_t (*pb)[2 * TURBO_MAX_DIM]) {
+    if (bits == 4 && d % 64 == 0) { /* straight from registers */
+        for (int32_t p = 0; p < (n + 1) / 2; p++) {
+            const uint8_t *ra = turbo_row_codes(rows + (size_t)(2 * p) * stride);
+            const uint8_t *rb = 2 * p + 1 < n ? turbo_row_codes(rows + (size_t)(2 * p + 1) * stride) : NULL;
+            TX_UNROLL
+            for (int32_t i = 0; i < d; i += 64) {
+                __m256i a0, a1, a2, a3, b0, b1, b2, b3;
+                tx_tq4_reg64(TX_LOADU(ra + i / 2), t, &a0, &a1, &a2, &a3);
+                if (rb) tx_tq4_reg64(TX_LOADU(rb + i / 2), t, &b0, &b1, &b2, &b3);
+                else b0 = b1 = b2 = b3 = _mm256_setzero_si256();
+                tx_pair_store(a0, b0, pb[p] + 2 * i);
+                tx_pair_store(a1, b1, pb[p] + 2 * i + 32);
+                tx_pair_store(a2, b2, pb[p] + 2 * i + 64);
+                tx_pair_store(a3, b3, pb[p] + 2 * i + 96);
+            }
+        }
+        return;
+    }
+    alignas(32) int16_t ca[TX_CBUF], cb[TX_CBUF];
+    for (int32_t p = 0; p < (n + 1) / 2; p++) {
+        dec(turbo_row_codes(rows + (size_t)(2 * p) * stride), d, t, ca);
+        if (2 * p + 1 < n) dec(turbo_row_codes(rows + (size_t)(2 * p + 1) * stride), d, t, cb);
+        else memset(cb, 0, (size_t)d * sizeof *cb);
+        for (int32_t i = 0; i < d; i += 16) tx_pair_store(TX_LOADA(ca + i), TX_LOADA(cb + i), pb[p] + 2 * i);
+    }
+}
+
+/* acc[0..16) += ws * (float)S for the pair-lane sums of 16 dims (lo: dims
+ * 0-3 | 8-11, hi: 4-7 | 12-15). */
+TX_INLINE void tx_flush16(__m256i lo, __m256i hi, __m256 ws, float *acc) {
+    const __m256 s0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(lo, hi, 0x20));
+    const __m256 s1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(lo, hi, 0x31));
+    _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_mul_ps(ws, s0)));
+    _mm256_storeu_ps(acc + 8, _mm256_add_ps(_mm256_loadu_ps(acc + 8), _mm256_mul_ps(ws, s1)));
+}
+
+/* V: the pair sums of n <= TURBO_V_TILE rows for each group of 4 query
+ * rows, 16 dims at a time, then the float flush (turbo_codec.h). */
+TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t *rows, size_t stride,
+                        int32_t n, int32_t d, const int16_t *lut16, const int16_t *w16, size_t ld,
+                        const float *wscale, int32_t G, float *acc) {
+    enum { PAIRS = TURBO_V_TILE / 2 };
+    alignas(32) int16_t pb[PAIRS][2 * TURBO_MAX_DIM];
+    tx_decode_pairs(bits, dec, rows, stride, n, d, tx_lut_bytes(lut16), pb);
+    const int32_t np = (n + 1) / 2;
+    __m256i wb[4][PAIRS];
+    for (int32_t g0 = 0; g0 < G; g0 += 4) {
+        const int32_t gn = G - g0 < 4 ? G - g0 : 4;
+        for (int32_t k = 0; k < gn; k++) tx_pair_weights(w16 + (size_t)(g0 + k) * ld, n, wb[k]);
+        float *a = acc + (size_t)g0 * (size_t)d;
+        for (int32_t i = 0; i < d; i += 16) {
+            if (gn == 4) {
+                __m256i l0 = _mm256_setzero_si256(), l1 = l0, l2 = l0, l3 = l0;
+                __m256i h0 = l0, h1 = l0, h2 = l0, h3 = l0;
+                for (int32_t p = 0; p < np; p++) {
+                    const __m256i lo = TX_LOADA(pb[p] + 2 * i), hi = TX_LOADA(pb[p] + 2 * i + 16);
+                    l0 = mac(l0, lo, wb[0][p]);
+                    h0 = mac(h0, hi, wb[0][p]);
+                    l1 = mac(l1, lo, wb[1][p]);
+                    h1 = mac(h1, hi, wb[1][p]);
+                    l2 = mac(l2, lo, wb[2][p]);
+                    h2 = mac(h2, hi, wb[2][p]);
+                    l3 = mac(l3, lo, wb[3][p]);
+                    h3 = mac(h3, hi, wb[3][p]);
+                }
+                tx_flush16(l0, h0, _mm256_set1_ps(wscale[g0]), a + i);
+                tx_flush16(l1, h1, _mm256_set1_ps(wscale[g0 + 1]), a + d + i);
+                tx_flush16(l2, h2, _mm256_set1_ps(wscale[g0 + 2]), a + 2 * d + i);
+                tx_flush16(l3, h3, _mm256_set1_ps(wscale[g0 + 3]), a + 3 * d + i);
+                continue;
+            }
+            for (int32_t k = 0; k < gn; k++) {
+                __m256i l = _mm256_setzero_si256(), h = l;
+                for (int32_t p = 0; p < np; p++) {
+                    l = mac(l, TX_LOADA(pb[p] + 2 * i), wb[k][p]);
+                    h = mac(h, TX_LOADA(pb[p] + 2 * i + 16), wb[k][p]);
+                }
+                tx_flush16(l, h, _mm256_set1_ps(wscale[g0 + k]), a + (size_t)k * (size_t)d + i);
+            }
+        }
+    }
+}
+
+
+/* The kernel table of one variant: `name`, its multiply-accumulate `mac`,
+ * and the getter turbo_kernels_<isa>. */
+#define TX_VARIANT_FN(B, mac)                                                                    \
+    static void k_scores_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,           \
+                             const int16_t *lut16, const int16_t *q16, const float *qs,          \
+                             const float *qm, int32_t G, float *sc, size_t ld, float *mx) {      \
+        TX_FIXED_D(d, tx_k_scores(tx_tq##B##_decode, mac, rows, stride, n, d_, lut16, q16,      \
+                                  qs, qm, G, sc, ld, mx));                                       \
+    }                                                                                            \
+    static void v_acc_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,              \
+                          const int16_t *lut16, const int16_t *w16, size_t ld,                   \
+                          const float *wscale, int32_t G, float *acc) {                          \
+        TX_FIXED_D(d, tx_v_acc(mac, B, tx_tq##B##_decode, rows, stride, n, d_, lut16, w16, ld,   \
+                               wscale, G, acc));                                                 \
+    }
+#define TX_VARIANT(isa, name, mac)                                                               \
+    TX_VARIANT_FN(2, mac)                                                                        \
+    TX_VARIANT_FN(3, mac)                                                                        \
+    TX_VARIANT_FN(4, mac)                                                                        \
+    static const turbo_kernels isa##_kernels[3] = {                                              \
+        {name, k_scores_2, tx_softmax_w, v_acc_2, tx_f16_dot, tx_f16_acc},                       \
+        {name, k_scores_3, tx_softmax_w, v_acc_3, tx_f16_dot, tx_f16_acc},                       \
+        {name, k_scores_4, tx_softmax_w, v_acc_4, tx_f16_dot, tx_f16_acc},                       \
+    };                                                                                           \
+    const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
+        if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;                         \
+        return &isa##_kernels[bits - TURBO_MIN_BITS];                                            \
+    }
+
+#endif
