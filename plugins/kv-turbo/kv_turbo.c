@@ -9,7 +9,8 @@
  * Settings, ini section [plugin.turbo]:
  *   sinks    = 4     first positions kept in f16 (0..1024)
  *   window   = 128   recent positions kept in f16 (0 = off, ..65536)
- *   k_center = true  subtract the calibrated per-head key mean (tq K only)
+ *   k_center = true  subtract per-block key means (tq K only)
+ *   v_project = true project tq3/tq2 values on their top subspace
  *   seed     = N     rotation seed (decimal or 0x hex) */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,6 +60,7 @@ static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error 
     s->sinks = 4;
     s->window = 128;
     s->k_center = 1;
+    s->v_project = 1;
     s->seed = DEFAULT_SEED;
     if (!host->config_get) return TQ_OK;
     const char *v;
@@ -73,13 +75,17 @@ static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error 
             return fail(err, TQ_ERR_INVALID, "[plugin.turbo] window = '%s': expected 0..65536", v);
         s->window = (int32_t)n;
     }
-    if ((v = host->config_get(PLUGIN_NAME, "k_center"))) {
+    static const char *const flags[] = {"k_center", "v_project"};
+    int *const flag_of[] = {&s->k_center, &s->v_project};
+    for (int f = 0; f < 2; f++) {
+        if (!(v = host->config_get(PLUGIN_NAME, flags[f]))) continue;
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
-            s->k_center = 1;
+            *flag_of[f] = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
-            s->k_center = 0;
+            *flag_of[f] = 0;
         else
-            return fail(err, TQ_ERR_INVALID, "[plugin.turbo] k_center = '%s': expected true or false", v);
+            return fail(err, TQ_ERR_INVALID, "[plugin.turbo] %s = '%s': expected true or false",
+                        flags[f], v);
     }
     if ((v = host->config_get(PLUGIN_NAME, "seed"))) {
         char *end;
@@ -106,16 +112,9 @@ static void kv_destroy(tq_kv_cache *c) {
         h->free(s->sign);
         h->free(s->stage);
     }
-    h->free(c->mean);
-    h->free(c->mean_ready);
+    turbo_calib_destroy(c);
     h->free(c->scratch);
     free(c);
-}
-
-static void *zalloc(const tq_host *h, size_t bytes) {
-    void *p = h->alloc(bytes ? bytes : 1, 64);
-    if (p) memset(p, 0, bytes);
-    return p;
 }
 
 static tq_status setup_store(tq_kv_cache *c, int which, const char *fmt, tq_error *err) {
@@ -166,21 +165,18 @@ static tq_status kv_create(void *state, const tq_kv_params *p, tq_kv_cache **out
     tq_status st = read_settings(host, &c->set, err);
     if (st == TQ_OK) st = setup_store(c, 0, p->k_type, err);
     if (st == TQ_OK) st = setup_store(c, 1, p->v_type, err);
-    if (st == TQ_OK && c->set.k_center && c->st[0].codec.kind == TURBO_TQ) {
-        const size_t L = (size_t)p->n_layers;
-        c->mean = zalloc(host, L * (size_t)p->n_kv_heads * (size_t)p->head_dim * sizeof(float));
-        c->mean_ready = zalloc(host, L);
-        if (!c->mean || !c->mean_ready) st = fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory");
-    }
+    if (st == TQ_OK && turbo_calib_create(c) != TQ_OK)
+        st = fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory");
     if (st != TQ_OK) {
         kv_destroy(c);
         return st;
     }
     host->log(TQ_LOG_INFO, PLUGIN_NAME,
               "K %s, V %s, head_dim %d: %zu + %zu bytes per token and head; sinks %d, window %d, "
-              "K-centering %s",
+              "K-centering %s (blocks of %d), V projection %s",
               p->k_type, p->v_type, p->head_dim, c->st[0].codec.row_bytes, c->st[1].codec.row_bytes,
-              c->set.sinks, c->set.window, c->mean ? "on" : "off");
+              c->set.sinks, c->set.window, c->kmean ? "on" : "off", c->kblk,
+              c->st[1].vp.mode ? "on" : "off");
     *out = c;
     return TQ_OK;
 }
@@ -235,8 +231,7 @@ static void drop_from(tq_kv_cache *c, int32_t n_pos) {
         for (size_t i = 0; s->window > 0 && i < (size_t)c->p.n_layers * (size_t)s->window; i++)
             if (s->ring_pos[i] >= n_pos) s->ring_pos[i] = -1;
     }
-    /* An empty cache starts a new sequence: calibrate the K mean again. */
-    if (n_pos == 0 && c->mean_ready) memset(c->mean_ready, 0, (size_t)c->p.n_layers);
+    turbo_calib_forget(c, n_pos);
 }
 
 static void kv_truncate(tq_kv_cache *c, int32_t n_pos) { drop_from(c, n_pos); }
@@ -272,33 +267,20 @@ static void append_worker(void *user, int ith, int nth) {
                                      (size_t)pos) * (size_t)d, src, d);
                 continue;
             }
-            if (w == 0 && c->mean) {
-                const float *mu = c->mean + ((size_t)t->layer * (size_t)H + (size_t)h) * (size_t)d;
-                for (int32_t i = 0; i < d; i++) x[i] = src[i] - mu[i];
+            uint8_t *row = turbo_code_row(c, s, t->layer, h, pos);
+            if (w == 0 && c->kmean) {
+                const uint16_t *mu = turbo_kmean(c, t->layer, h, pos / c->kblk);
+                for (int32_t i = 0; i < d; i++) x[i] = src[i] - turbo_f16_to_f32(mu[i]);
                 src = x;
+            } else if (w == 1 && turbo_v_projected(c, t->layer)) {
+                turbo_v_project(c, t->layer, h, src, x);
+                turbo_encode_row(&s->vp.codec, turbo_v_sign(c, t->layer), x, row, work);
+                continue;
             }
             const float *sign = s->sign ? s->sign + (size_t)t->layer * (size_t)d : NULL;
-            turbo_encode_row(&s->codec, sign, src, turbo_code_row(c, s, t->layer, h, pos), work);
+            turbo_encode_row(&s->codec, sign, src, row, work);
         }
     }
-}
-
-/* K mean of this chunk's keys past the sinks, per head (double sums). */
-static void calibrate_mean(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k) {
-    const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, first = c->st[0].sinks;
-    const int32_t t0 = pos >= first ? 0 : first - pos;
-    if (t0 >= n) return; /* only sinks so far: calibrate on a later chunk */
-    double acc[TURBO_MAX_DIM];
-    for (int32_t h = 0; h < H; h++) {
-        memset(acc, 0, sizeof acc);
-        for (int32_t t = t0; t < n; t++) {
-            const float *row = k + ((size_t)t * (size_t)H + (size_t)h) * (size_t)d;
-            for (int32_t i = 0; i < d; i++) acc[i] += row[i];
-        }
-        float *mu = c->mean + ((size_t)layer * (size_t)H + (size_t)h) * (size_t)d;
-        for (int32_t i = 0; i < d; i++) mu[i] = (float)(acc[i] / (double)(n - t0));
-    }
-    c->mean_ready[layer] = 1;
 }
 
 static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k,
@@ -320,7 +302,9 @@ static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
             return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory for %d tokens", n);
         s->stage_cap = rows;
     }
-    if (c->mean && !c->mean_ready[layer]) calibrate_mean(c, layer, pos, n, k);
+    turbo_calib_fix_means(c, layer, pos, n, k);
+    if (turbo_calib_vproj(c, layer, pos, n, v) != TQ_OK)
+        return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory for the V projection");
     append_task t = {c, layer, pos, n, {k, v}};
     c->host->parallel_for(append_worker, &t);
     if (c->st[0].window > 0 || c->st[1].window > 0) {
@@ -343,11 +327,18 @@ static void read_row(const tq_kv_cache *c, int w, int32_t layer, int32_t h, int3
         for (int32_t i = 0; i < d; i++) out[i] = turbo_f16_to_f32(f[i]);
         return;
     }
+    const uint8_t *row = turbo_code_row(c, s, layer, h, pos);
+    if (w == 1 && turbo_v_projected(c, layer)) {
+        float z[TURBO_MAX_DIM];
+        turbo_decode_row(&s->vp.codec, turbo_v_sign(c, layer), row, z);
+        turbo_v_unproject(c, layer, h, z, out);
+        return;
+    }
     const float *sign = s->sign ? s->sign + (size_t)layer * (size_t)d : NULL;
-    turbo_decode_row(&s->codec, sign, turbo_code_row(c, s, layer, h, pos), out);
-    if (w == 0 && c->mean) {
-        const float *mu = c->mean + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)h) * (size_t)d;
-        for (int32_t i = 0; i < d; i++) out[i] += mu[i];
+    turbo_decode_row(&s->codec, sign, row, out);
+    if (w == 0 && c->kmean) {
+        const uint16_t *mu = turbo_kmean(c, layer, h, pos / c->kblk);
+        for (int32_t i = 0; i < d; i++) out[i] += turbo_f16_to_f32(mu[i]);
     }
 }
 
@@ -379,8 +370,7 @@ static uint64_t kv_bytes_used(const tq_kv_cache *c) {
         total += L * H * (sinks * d * 2 + coded * s->codec.row_bytes + window * d * 2);
         if (s->sign) total += L * d * sizeof(float);
     }
-    if (c->mean) total += L * H * d * sizeof(float) + L;
-    return total;
+    return total + turbo_calib_bytes(c);
 }
 
 

@@ -49,7 +49,6 @@ typedef struct att_ctx {
     float *out;           /* [n_tok][n_head][d]                            */
     int16_t *q16;         /* [n_tok][n_head][d] rotated integer queries    */
     float *qk_scale;      /* [n_tok][n_head] scale * sq * lut_unit          */
-    float *q_mu;          /* [n_tok][n_head] scale * q.mu                   */
     char *thread_mem;     /* per thread: thread_stride bytes                */
     size_t thread_stride;
     float *part;          /* key-split partials [nth][n_tok][n_head][2+2d]  */
@@ -66,10 +65,12 @@ typedef struct att_scratch {
     float *qf;            /* [R][d] block copy of the float queries        */
     float *acc_raw;       /* [R][d] values read raw (f16, q8_0)            */
     float *acc_rot;       /* [R][d] values of tq rows, rotated domain      */
+    float *acc_p;         /* [R][r] one step's projected values (stride r) */
     float *row;           /* [d]                                           */
     float *qs, *qm;       /* [R] score scale and offset of coded keys      */
     float *m, *l, *mx;    /* [R] running max, sum of exp, chunk max        */
     float *t1, *t2;       /* [R] per-key temporaries                       */
+    int32_t qm_blk;       /* key-mean block whose scale * q.mu is in qm    */
 } att_scratch;
 
 /* Carves `count` elements of `size` bytes, 64-byte aligned, at *p. */
@@ -93,6 +94,7 @@ static att_scratch scratch_at(uintptr_t base, int32_t G, int32_t n_kv, int32_t d
     s.qf = carve(&p, R * D, sizeof(float));
     s.acc_raw = carve(&p, R * D, sizeof(float));
     s.acc_rot = carve(&p, R * D, sizeof(float));
+    s.acc_p = carve(&p, R * D, sizeof(float));
     s.row = carve(&p, D, sizeof(float));
     float **small[] = {&s.qs, &s.qm, &s.m, &s.l, &s.mx, &s.t1, &s.t2};
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = carve(&p, R, sizeof(float));
@@ -110,7 +112,6 @@ static void prep_worker(void *user, int ith, int nth) {
     float y[TURBO_MAX_DIM];
     for (int64_t r = n * ith / nth; r < n * (ith + 1) / nth; r++) {
         const float *q = a->q + (size_t)r * (size_t)d;
-        const int32_t kvh = (int32_t)(r % a->n_head) / a->G;
         turbo_rotate(ks->sign + (size_t)a->layer * (size_t)d, d, q, y);
         float amax = 0;
         for (int32_t i = 0; i < d; i++) amax = fabsf(y[i]) > amax ? fabsf(y[i]) : amax;
@@ -118,13 +119,24 @@ static void prep_worker(void *user, int ith, int nth) {
         int16_t *q16 = a->q16 + (size_t)r * (size_t)d;
         for (int32_t i = 0; i < d; i++) q16[i] = (int16_t)lrintf(y[i] * inv);
         a->qk_scale[r] = a->scale * sq * ks->codec.lut_unit;
+    }
+}
+
+/* s->qm[r] = scale * q_r . mu_blk for the R rows of the block: the key
+ * mean of block blk added back to coded scores (0 without centering).
+ * Kept while the block stays the same. */
+static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
+    if (s->qm_blk == blk) return;
+    s->qm_blk = blk;
+    const uint16_t *mu16 = turbo_kmean(a->c, a->layer, kvh, blk);
+    const int32_t d = a->c->p.head_dim;
+    float mu[TURBO_MAX_DIM];
+    for (int32_t i = 0; mu16 && i < d; i++) mu[i] = turbo_f16_to_f32(mu16[i]);
+    for (int32_t r = 0; r < R; r++) {
+        const float *q = s->qf + (size_t)r * (size_t)d;
         double qm = 0;
-        if (c->mean) {
-            const float *mu = c->mean + ((size_t)a->layer * (size_t)c->p.n_kv_heads + (size_t)kvh) *
-                                            (size_t)d;
-            for (int32_t i = 0; i < d; i++) qm += (double)q[i] * mu[i];
-        }
-        a->q_mu[r] = a->scale * (float)qm;
+        for (int32_t i = 0; mu16 && i < d; i++) qm += (double)q[i] * mu[i];
+        s->qm[r] = a->scale * (float)qm;
     }
 }
 
@@ -146,6 +158,17 @@ static void raise_max(att_scratch *s, int32_t r, int32_t d, float M) {
     }
 }
 
+/* The kernels lay their sums out with the row's own length as stride, so
+ * projected V rows (r < d values) accumulate in acc_p first; this adds
+ * them to acc_rot (stride d) and clears acc_p. */
+static void add_projected(att_scratch *s, int32_t R, int32_t r, int32_t d) {
+    for (int32_t row = 0; row < R; row++) {
+        float *dst = s->acc_rot + (size_t)row * (size_t)d, *src = s->acc_p + (size_t)row * (size_t)r;
+        for (int32_t k = 0; k < r; k++) dst[k] += src[k];
+    }
+    memset(s->acc_p, 0, (size_t)R * (size_t)r * sizeof(float));
+}
+
 /* The coded run [ca, cb) of KV head kvh for all R rows of the block (K and
  * V both tq; every row reads every key from the codes). */
 static void attend_coded(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t ca,
@@ -153,22 +176,30 @@ static void attend_coded(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t 
     const tq_kv_cache *c = a->c;
     const turbo_store *ks = &c->st[0], *vs = &c->st[1];
     const int32_t d = c->p.head_dim;
-    const float v_unit = vs->codec.lut_unit / (float)TURBO_W_MAX;
-    for (int32_t c0 = ca; c0 < cb; c0 += CHUNK) {
-        const int32_t n = cb - c0 < CHUNK ? cb - c0 : CHUNK;
+    const turbo_codec *vc = turbo_v_codec(c, a->layer); /* plain or projected */
+    const turbo_kernels *vk = turbo_v_kern(c, a->layer);
+    const float v_unit = vc->lut_unit / (float)TURBO_W_MAX;
+    for (int32_t c0 = ca, n; c0 < cb; c0 += n) {
+        n = cb - c0 < CHUNK ? cb - c0 : CHUNK;
+        if (c->kmean) { /* a chunk stays inside one key-mean block */
+            const int32_t blk_end = (c0 / c->kblk + 1) * c->kblk;
+            if (n > blk_end - c0) n = blk_end - c0;
+        }
+        set_qm(a, s, kvh, R, c->kmean ? c0 / c->kblk : 0);
         const uint8_t *krows = turbo_code_row(c, ks, a->layer, kvh, c0);
         const uint8_t *vrows = turbo_code_row(c, vs, a->layer, kvh, c0);
         memcpy(s->mx, s->m, (size_t)R * sizeof(float));
         ks->kern->k_scores(krows, ks->codec.row_bytes, n, d, ks->codec.lut16, s->q16, s->qs, s->qm,
                            R, s->sc, CHUNK, s->mx);
         for (int32_t r = 0; r < R; r++) raise_max(s, r, d, s->mx[r]);
-        vs->kern->softmax_w(s->sc, CHUNK, n, R, s->m, vrows, vs->codec.row_bytes, v_unit, s->l,
+        vk->softmax_w(s->sc, CHUNK, n, R, s->m, vrows, vs->codec.row_bytes, v_unit, s->l,
                             s->w16, s->wscale);
         for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE)
-            vs->kern->v_acc(vrows + (size_t)t0 * vs->codec.row_bytes, vs->codec.row_bytes,
-                            n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE, d, vs->codec.lut16,
+            vk->v_acc(vrows + (size_t)t0 * vs->codec.row_bytes, vs->codec.row_bytes,
+                            n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE, vc->d, vc->lut16,
                             s->w16 + t0, CHUNK, s->wscale + (size_t)(t0 / TURBO_V_TILE) * (size_t)R,
-                            R, s->acc_rot);
+                            R, vc->d < d ? s->acc_p : s->acc_rot);
+        if (vc->d < d) add_projected(s, R, vc->d, d);
     }
 }
 
@@ -192,6 +223,7 @@ static void key_scores(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh
     if (any_code) {
         const uint8_t *row = turbo_code_row(c, ks, a->layer, kvh, j);
         if (ks->codec.kind == TURBO_TQ) {
+            set_qm(a, s, kvh, R, c->kmean ? j / c->kblk : 0);
             for (int32_t r = 0; r < R; r++) s->mx[r] = -INFINITY;
             ks->kern->k_scores(row, ks->codec.row_bytes, 1, d, ks->codec.lut16, s->q16, s->qs, s->qm,
                                R, s->t1, 1, s->mx);
@@ -233,20 +265,23 @@ static void key_values(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh
         any_code |= !use_f16 && w != 0;
         any_f16 |= use_f16 && w != 0;
     }
-    if (any_f16) a->kf->f16_acc(f, d, s->t2, R, s->acc_raw);
+    if (any_f16) a->kf->f16_acc(&f, 1, d, s->t2, 1, R, s->acc_raw);
     if (!any_code) return;
     const uint8_t *row = turbo_code_row(c, vs, a->layer, kvh, j);
     if (vs->codec.kind == TURBO_TQ) {
         /* one row: weight TURBO_W_MAX, the value in the scale */
-        const float sj = turbo_row_scale(row), unit = vs->codec.lut_unit / (float)TURBO_W_MAX;
+        const turbo_codec *vc = turbo_v_codec(c, a->layer);
+        const float sj = turbo_row_scale(row), unit = vc->lut_unit / (float)TURBO_W_MAX;
         for (int32_t r = 0; r < R; r++) {
             s->w16[r] = s->t1[r] > 0 ? TURBO_W_MAX : 0;
             s->t1[r] = s->t1[r] * sj * unit;
         }
-        vs->kern->v_acc(row, vs->codec.row_bytes, 1, d, vs->codec.lut16, s->w16, 1, s->t1, R,
-                        s->acc_rot);
+        turbo_v_kern(c, a->layer)->v_acc(row, vs->codec.row_bytes, 1, vc->d, vc->lut16, s->w16, 1,
+                                         s->t1, R, vc->d < d ? s->acc_p : s->acc_rot);
+        if (vc->d < d) add_projected(s, R, vc->d, d);
     } else if (vs->codec.kind == TURBO_F16) {
-        a->kf->f16_acc((const uint16_t *)(const void *)row, d, s->t1, R, s->acc_raw);
+        const uint16_t *h = (const uint16_t *)(const void *)row;
+        a->kf->f16_acc(&h, 1, d, s->t1, 1, R, s->acc_raw);
     } else {
         turbo_decode_row(&vs->codec, NULL, row, s->row);
         for (int32_t r = 0; r < R; r++) {
@@ -254,6 +289,24 @@ static void key_values(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh
             for (int32_t e = 0; e < d; e++) acc[e] += s->t1[r] * s->row[e];
         }
     }
+}
+
+/* Keys per f16_acc call in attend_keys. */
+#define F16_RUN 64
+
+/* The f16 value row of key j when every row of the block that weighs it
+ * (pw[r * stride] != 0) reads it in f16 (the window, sinks, an f16 V
+ * format), else NULL. */
+static const uint16_t *f16_value(const att_ctx *a, int32_t i0, int32_t kvh, int32_t R, int32_t j,
+                                 const float *pw, size_t stride) {
+    const tq_kv_cache *c = a->c;
+    const turbo_store *vs = &c->st[1];
+    if (vs->codec.kind == TURBO_F16)
+        return (const uint16_t *)(const void *)turbo_code_row(c, vs, a->layer, kvh, j);
+    const uint16_t *f = turbo_f16_lookup(c, vs, a->layer, kvh, j);
+    for (int32_t r = 0; f && r < R; r++)
+        if (pw[(size_t)r * stride] != 0 && !turbo_wants_f16(vs, j, a->pos0 + i0 + r / a->G)) f = NULL;
+    return f;
 }
 
 /* The keys of [j0, end) outside the coded run [ca, cb), key by key. */
@@ -276,14 +329,26 @@ static void attend_keys(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kv
             memset(sc, 0, (size_t)len * sizeof *sc);
             continue;
         }
-        float sum = 0;
-        for (int32_t t = 0; t < len; t++) {
-            sc[t] = sc[t] == -INFINITY ? 0.0f : turbo_exp(sc[t] - s->m[r]);
-            sum += sc[t];
-        }
-        s->l[r] += sum;
+        s->l[r] += a->kf->exp_sum(sc, len, s->m[r]);
     }
-    EACH_KEY(j, t) key_values(a, s, i0, kvh, R, j, s->gsc + t, (size_t)len);
+    /* Values: runs of keys that every weighted row reads in f16 go to
+     * f16_acc together (the window, f16 V); the others key by key. */
+    const uint16_t *run[F16_RUN];
+    int32_t n_run = 0, t_run = 0;
+    EACH_KEY(j, t) {
+        const uint16_t *f = f16_value(a, i0, kvh, R, j, s->gsc + t, (size_t)len);
+        if (n_run > 0 && (!f || n_run == F16_RUN)) {
+            a->kf->f16_acc(run, n_run, d, s->gsc + t_run, (size_t)len, R, s->acc_raw);
+            n_run = 0;
+        }
+        if (!f) {
+            key_values(a, s, i0, kvh, R, j, s->gsc + t, (size_t)len);
+            continue;
+        }
+        if (n_run == 0) t_run = t;
+        run[n_run++] = f;
+    }
+    if (n_run > 0) a->kf->f16_acc(run, n_run, d, s->gsc + t_run, (size_t)len, R, s->acc_raw);
 #undef EACH_KEY
 }
 
@@ -317,6 +382,7 @@ static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i
     const int k_tq = c->st[0].codec.kind == TURBO_TQ;
     memset(s->acc_raw, 0, (size_t)R * (size_t)d * sizeof(float));
     memset(s->acc_rot, 0, (size_t)R * (size_t)d * sizeof(float));
+    memset(s->acc_p, 0, (size_t)R * (size_t)d * sizeof(float));
     for (int32_t r = 0; r < R; r++) {
         s->m[r] = -INFINITY;
         s->l[r] = 0;
@@ -328,8 +394,8 @@ static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i
         if (!k_tq) continue;
         memcpy(s->q16 + (size_t)r * (size_t)d, a->q16 + qr * (size_t)d, (size_t)d * sizeof(int16_t));
         s->qs[r] = a->qk_scale[qr];
-        s->qm[r] = a->q_mu[qr];
     }
+    s->qm_blk = -1;
     /* The coded run of the first query, clipped to [j0, end). */
     int32_t ca, cb;
     coded_run(a, p_first, &ca, &cb);
@@ -340,13 +406,19 @@ static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i
     attend_keys(a, s, i0, kvh, R, j0, end, ca, cb);
 }
 
-/* out = (acc_raw + unrotate(acc_rot)) / l for one head. acc_rot is clobbered. */
-static void finish(const att_ctx *a, float l, const float *acc_raw, float *acc_rot, float *out) {
+/* out = (acc_raw + unrotate(acc_rot)) / l for one head of KV head kvh
+ * (projected values: P^T unrotate(acc_rot)). acc_rot is clobbered. */
+static void finish(const att_ctx *a, int32_t kvh, float l, const float *acc_raw, float *acc_rot,
+                   float *out) {
     const tq_kv_cache *c = a->c;
     const turbo_store *vs = &c->st[1];
     const int32_t d = c->p.head_dim;
     const float inv = l > 0 ? 1.0f / l : 0.0f;
-    if (vs->codec.kind == TURBO_TQ)
+    if (turbo_v_projected(c, a->layer)) {
+        float z[TURBO_MAX_DIM];
+        turbo_unrotate(turbo_v_sign(c, a->layer), vs->vp.codec.d, acc_rot, z);
+        turbo_v_unproject(c, a->layer, kvh, z, acc_rot);
+    } else if (vs->codec.kind == TURBO_TQ)
         turbo_unrotate(vs->sign + (size_t)a->layer * (size_t)d, d, acc_rot, acc_rot);
     for (int32_t e = 0; e < d; e++)
         out[e] = (acc_raw[e] + (vs->codec.kind == TURBO_TQ ? acc_rot[e] : 0.0f)) * inv;
@@ -408,7 +480,7 @@ static void att_worker(void *user, int ith, int nth) {
             for (int32_t kvh = 0; kvh < H; kvh++) {
                 attend_block(a, &s, i0, i1, kvh, 0, a->n_kv);
                 for (int32_t r = 0; r < (i1 - i0) * G; r++)
-                    finish(a, s.l[r], s.acc_raw + (size_t)r * (size_t)d,
+                    finish(a, kvh, s.l[r], s.acc_raw + (size_t)r * (size_t)d,
                            s.acc_rot + (size_t)r * (size_t)d,
                            a->out + qrow(a, i0 + r / G, kvh, r % G) * (size_t)d);
             }
@@ -452,7 +524,8 @@ static void merge_parts(att_ctx *a, int nth) {
             L += (double)w * pp[1];
             for (size_t e = 0; e < 2 * (size_t)d; e++) acc[e] += w * pp[2 + e];
         }
-        finish(a, (float)L, acc, acc + d, a->out + r * (size_t)d);
+        finish(a, (int32_t)(r % (size_t)a->n_head) / a->G, (float)L, acc, acc + d,
+               a->out + r * (size_t)d);
     }
 }
 
@@ -491,7 +564,7 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     /* One allocation: queries, per-thread scratch, partials. */
     const size_t rows = (size_t)n_tokens * (size_t)n_head;
     const size_t q16_bytes = (rows * (size_t)d * sizeof(int16_t) + 63) / 64 * 64;
-    const size_t qs_bytes = (2 * rows * sizeof(float) + 63) / 64 * 64;
+    const size_t qs_bytes = (rows * sizeof(float) + 63) / 64 * 64;
     scratch_at(0, a.G, a.n_kv, d, &a.thread_stride);
     const size_t part_bytes =
         a.split_keys ? ((size_t)nth * rows + 1) * (2 + 2 * (size_t)d) * sizeof(float) : 0;
@@ -512,7 +585,6 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     char *p = c->scratch;
     a.q16 = (int16_t *)(void *)p;
     a.qk_scale = (float *)(void *)(p + q16_bytes);
-    a.q_mu = a.qk_scale + rows;
     a.thread_mem = p + q16_bytes + qs_bytes;
     a.part = a.split_keys ? (float *)(void *)(a.thread_mem + (size_t)nth * a.thread_stride) : NULL;
 

@@ -16,11 +16,29 @@
  * one layer stays in an f16 staging area until that layer's attention has
  * run (or the next append), then its last `window` rows enter the ring.
  *
- * K-centering: for tq keys, mu[layer][head] (f32) is the mean of the first
- * appended chunk's keys past the sinks; codes hold k - mu. Scores of coded
- * keys get q.mu added back, so attention is exact in the mean (softmax is
- * shift invariant only per query, so adding it back keeps coded and f16 keys
- * on one scale). Cleared when the cache is truncated to 0. */
+ * K-centering by position block (tq keys): positions are cut into blocks
+ * of kblk (128 for 4-bit keys, 256 below, so the means cost at most 16 d /
+ * kblk bits per row: 0.125 bits/value at d = 128, 4-bit). Each block has an
+ * f16 mean mu_b, fixed when the block's first key is appended; codes hold
+ * k - mu_b and scores of coded keys get q.mu_b added back, so attention is
+ * exact in the mean and coded and f16 keys stay on one scale. One mean per
+ * block rather than per sequence because post-RoPE keys have large means
+ * that rotate with position: the mean of a 128-position block removes
+ * them, a sequence mean does not (docs/kv-turbo.md, results). mu_b is the
+ * mean of block b's keys in the appending batch when it holds at least
+ * TURBO_MEAN_MIN of them (prefill); otherwise (decode) the mean of the kblk
+ * keys before the block, decoded from the codes where they are no longer
+ * at hand; with fewer than TURBO_MEAN_MIN of those, 0.
+ *
+ * V projection (tq3 / tq2 values, when d * bits / 4 is a multiple of 16):
+ * when a sequence's first batch holds at least TURBO_VPROJ_MIN values past
+ * the sinks, each (layer, head) takes the top r = d * bits / 4 eigenvectors
+ * P (r x d, f16) of that batch's value second moment, and its rows store
+ * the r-dim projection P v as a tq4 row (same bytes as the b-bit row:
+ * 2 + d b / 8). Values decode as P^T z. The dropped d - r directions carry
+ * the least value energy; 4 bits on r dims beat b bits on d dims (results).
+ * A shorter first batch keeps the plain b-bit rows for the whole sequence
+ * (a basis from few samples would drop real directions). */
 #ifndef TURBO_CACHE_H
 #define TURBO_CACHE_H
 
@@ -29,12 +47,29 @@
 
 #include "turbo_codec.h"
 
+/* Keys of a block a batch must hold to give the block its own mean. */
+#define TURBO_MEAN_MIN 16
+/* Values past the sinks the first batch must hold for the V projection, in
+ * multiples of head_dim (a second moment from fewer samples than about 2 d
+ * misplaces directions). */
+#define TURBO_VPROJ_MIN_PER_DIM 2
+
 typedef struct turbo_settings {
     int32_t sinks;      /* first positions kept in f16                  */
     int32_t window;     /* most recent positions kept in f16 (0 = off)  */
-    int k_center;       /* subtract the per-(layer, head) key mean      */
+    int k_center;       /* subtract per-block key means                 */
+    int v_project;      /* project tq3/tq2 values on their top subspace */
     uint64_t seed;      /* rotation signs                               */
 } turbo_settings;
+
+/* V projection state of the V store (see the header comment). */
+typedef struct turbo_vproj {
+    turbo_codec codec;           /* tq4 over r dims; kind F16 = unavailable */
+    const turbo_kernels *kern;
+    float *sign;                 /* [layer][r]                              */
+    uint16_t *basis;             /* [layer][head][r][d] f16                 */
+    uint8_t *mode;               /* [layer] 0 undecided, 1 plain, 2 projected */
+} turbo_vproj;
 
 typedef struct turbo_store {
     turbo_codec codec;
@@ -47,6 +82,7 @@ typedef struct turbo_store {
     float *sign;                 /* [layer][d], tq formats only            */
     uint16_t *stage;             /* [head][stage_n][d] of the staged batch */
     size_t stage_cap;            /* rows (head * token) stage can hold     */
+    turbo_vproj vp;              /* V store only                           */
 } turbo_store;
 
 struct tq_kv_cache {
@@ -54,8 +90,9 @@ struct tq_kv_cache {
     tq_kv_params p;              /* k_type/v_type not kept                 */
     turbo_settings set;
     turbo_store st[2];           /* 0 = K, 1 = V                           */
-    float *mean;                 /* [layer][head][d] or NULL (no centering) */
-    uint8_t *mean_ready;         /* [layer]                                */
+    uint16_t *kmean;             /* [layer][head][n_kblk][d] f16, or NULL  */
+    int32_t *kmean_n;            /* [layer] blocks whose mean is fixed     */
+    int32_t kblk, n_kblk;        /* positions per mean block, blocks       */
     int32_t n_pos;               /* positions stored (layer 0)             */
     int32_t stage_layer;         /* layer of the staged batch, -1 = none   */
     int32_t stage_pos0, stage_n;
@@ -69,6 +106,56 @@ static inline uint8_t *turbo_code_row(const tq_kv_cache *c, const turbo_store *s
     return s->codes + (((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) *
                            (size_t)c->p.max_tokens + (size_t)pos) * s->codec.row_bytes;
 }
+
+/* The f16 mean of key block blk (layer, head), or NULL without centering. */
+static inline const uint16_t *turbo_kmean(const tq_kv_cache *c, int32_t layer, int32_t head,
+                                          int32_t blk) {
+    if (!c->kmean) return NULL;
+    return c->kmean + (((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->n_kblk +
+                       (size_t)blk) * (size_t)c->p.head_dim;
+}
+
+/* Whether layer's V rows are projected (tq4 over r dims), and the codec,
+ * kernels and rotation signs its V rows use. */
+static inline int turbo_v_projected(const tq_kv_cache *c, int32_t layer) {
+    return c->st[1].vp.mode && c->st[1].vp.mode[layer] == 2;
+}
+static inline const turbo_codec *turbo_v_codec(const tq_kv_cache *c, int32_t layer) {
+    return turbo_v_projected(c, layer) ? &c->st[1].vp.codec : &c->st[1].codec;
+}
+static inline const turbo_kernels *turbo_v_kern(const tq_kv_cache *c, int32_t layer) {
+    return turbo_v_projected(c, layer) ? c->st[1].vp.kern : c->st[1].kern;
+}
+static inline const float *turbo_v_sign(const tq_kv_cache *c, int32_t layer) {
+    const turbo_store *s = &c->st[1];
+    if (turbo_v_projected(c, layer)) return s->vp.sign + (size_t)layer * (size_t)s->vp.codec.d;
+    return s->sign ? s->sign + (size_t)layer * (size_t)c->p.head_dim : NULL;
+}
+/* The projection basis of (layer, head): r rows of d f16. */
+static inline const uint16_t *turbo_v_basis(const tq_kv_cache *c, int32_t layer, int32_t head) {
+    const turbo_store *s = &c->st[1];
+    return s->vp.basis + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) *
+                             (size_t)s->vp.codec.d * (size_t)c->p.head_dim;
+}
+
+/* z (r) = P v and out (d) = P^T z: a value into and out of layer's
+ * projection (turbo_calib.c). [any] */
+void turbo_v_project(const tq_kv_cache *c, int32_t layer, int32_t head, const float *v, float *z);
+void turbo_v_unproject(const tq_kv_cache *c, int32_t layer, int32_t head, const float *z, float *out);
+
+/* Calibrated state (turbo_calib.c). create allocates the key means and the
+ * projection state the settings and formats call for (TQ_ERR_NOMEM on
+ * failure; destroy frees what was allocated). fix_means fixes the means of
+ * the blocks a batch [pos, pos + n) of layer opens (k as appended); vproj
+ * decides layer's V mode at the sequence's first batch past the sinks and
+ * computes the bases. forget drops what positions >= n_pos needed. bytes
+ * is the memory held for them. [main] */
+tq_status turbo_calib_create(tq_kv_cache *c);
+void turbo_calib_destroy(tq_kv_cache *c);
+void turbo_calib_fix_means(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k);
+tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *v);
+void turbo_calib_forget(tq_kv_cache *c, int32_t n_pos);
+uint64_t turbo_calib_bytes(const tq_kv_cache *c);
 
 /* The f16 copy of row `pos` (layer, head) wherever it is held (sinks,
  * staged batch, ring), or NULL. */

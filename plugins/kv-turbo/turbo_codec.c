@@ -235,18 +235,23 @@ static void k_scores_scalar(int32_t bits, const uint8_t *rows, size_t stride, in
     }
 }
 
+static float exp_sum_scalar(float *x, int32_t n, float m) {
+    float part[8] = {0};
+    for (int32_t j = 0; j < n; j++) {
+        x[j] = x[j] == -INFINITY ? 0.0f : turbo_exp(x[j] - m);
+        part[j % 8] += x[j];
+    }
+    return ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+}
+
 static void softmax_w_scalar(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
                              const uint8_t *vrows, size_t vstride, float unit, float *lsum,
                              int16_t *w16, float *wscale) {
     float w[TURBO_V_TILE];
     for (int32_t g = 0; g < G; g++) {
-        float *p = sc + (size_t)g * ld, part[8] = {0};
+        float *p = sc + (size_t)g * ld;
         int16_t *wq = w16 + (size_t)g * ld;
-        for (int32_t j = 0; j < n; j++) {
-            p[j] = turbo_exp(p[j] - m[g]);
-            part[j % 8] += p[j];
-        }
-        lsum[g] += ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+        lsum[g] += exp_sum_scalar(p, n, m[g]);
         for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE) {
             const int32_t nt = n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE;
             float wmax = 0;
@@ -290,12 +295,16 @@ static void f16_dot_scalar(const uint16_t *row, int32_t d, const float *q, int32
     }
 }
 
-static void f16_acc_scalar(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc) {
+static void f16_acc_scalar(const uint16_t *const *rows, int32_t nk, int32_t d, const float *w,
+                           size_t ld, int32_t G, float *acc) {
     float x[TURBO_MAX_DIM];
-    for (int32_t i = 0; i < d; i++) x[i] = turbo_f16_to_f32(row[i]);
-    for (int32_t g = 0; g < G; g++) {
-        float *a = acc + (size_t)g * (size_t)d;
-        for (int32_t i = 0; i < d; i++) a[i] += w[g] * x[i];
+    for (int32_t t = 0; t < nk; t++) {
+        for (int32_t i = 0; i < d; i++) x[i] = turbo_f16_to_f32(rows[t][i]);
+        for (int32_t g = 0; g < G; g++) {
+            float *a = acc + (size_t)g * (size_t)d;
+            const float wg = w[(size_t)g * ld + (size_t)t];
+            for (int32_t i = 0; i < d; i++) a[i] = fmaf(wg, x[i], a[i]);
+        }
     }
 }
 
@@ -315,9 +324,9 @@ SCALAR_VARIANT(3)
 SCALAR_VARIANT(4)
 
 static const turbo_kernels scalar_kernels[3] = {
-    {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
 };
 
 const turbo_kernels *turbo_kernels_scalar(int32_t bits) {

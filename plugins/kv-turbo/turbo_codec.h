@@ -99,12 +99,16 @@ void turbo_unpack_codes(int32_t bits, int32_t d, const uint8_t *codes, uint8_t *
  *  v_acc     for n <= TURBO_V_TILE rows and 0 <= w16 <= TURBO_W_MAX:
  *            S = sum_j w16[g*ld + j] * lut16[idx_{j,i}] (exact int32), then
  *            acc[g*d + i] += wscale[g] * (float)S.
+ *  exp_sum   x[j] = turbo_exp(x[j] - m), or 0 where x[j] is -inf, for
+ *            j < n; returns their sum in softmax_w's order.
  *  f16_dot   out[g] = sum_i q[g*d + i] * row[i] for an f16 row.
- *  f16_acc   acc[g*d + i] += w[g] * row[i] for an f16 row.
+ *  f16_acc   for the nk f16 rows rows[t], t = 0, 1, ... in turn:
+ *            acc[g*d + i] = fma(w[g*ld + t], rows[t][i], acc[g*d + i]).
  * Each float operation above is one rounded IEEE operation in the order
- * written (no FMA), and turbo_exp is one fixed polynomial (turbo_codec.c),
- * so every variant gives bit-identical results to the scalar reference,
- * except f16_dot, whose sum order is the variant's own. [any] */
+ * written (fma: one rounding; elsewhere no FMA), and turbo_exp is one
+ * fixed polynomial (turbo_codec.c), so every variant gives bit-identical
+ * results to the scalar reference, except f16_dot, whose sum order is the
+ * variant's own. [any] */
 typedef struct turbo_kernels {
     const char *name;
     void (*k_scores)(const uint8_t *rows, size_t stride, int32_t n, int32_t d,
@@ -116,8 +120,10 @@ typedef struct turbo_kernels {
     void (*v_acc)(const uint8_t *rows, size_t stride, int32_t n, int32_t d,
                   const int16_t *lut16, const int16_t *w16, size_t ld, const float *wscale,
                   int32_t G, float *acc);
+    float (*exp_sum)(float *x, int32_t n, float m);
     void (*f16_dot)(const uint16_t *row, int32_t d, const float *q, int32_t G, float *out);
-    void (*f16_acc)(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc);
+    void (*f16_acc)(const uint16_t *const *rows, int32_t nk, int32_t d, const float *w, size_t ld,
+                    int32_t G, float *acc);
 } turbo_kernels;
 
 /* exp(x) for x <= 0 as the kernels compute it: x clamped to -87, Cephes'

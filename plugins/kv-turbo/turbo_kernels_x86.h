@@ -14,16 +14,18 @@
  *   tq2/tq3: the four 2-bit fields interleave to dims 0-15 | 64-79 (etc.),
  *        and a 128-bit lane permute after the lookup restores the order.
  *
- * The table entries shared by both variants (softmax_w, f16_dot,
+ * The table entries shared by both variants (softmax_w, exp_sum, f16_dot,
  * f16_acc) are plain static functions here; both files use them.
  *
  * Everything that must match the scalar reference bit for bit uses the
  * same IEEE operations in the same order (the files are compiled with
- * -ffp-contract=off, and FMA intrinsics appear only in f16_dot). */
+ * -ffp-contract=off; FMA intrinsics appear only in f16_dot and in f16_acc,
+ * whose contract is a fused multiply-add, fmaf in the reference). */
 #ifndef TURBO_KERNELS_X86_H
 #define TURBO_KERNELS_X86_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdalign.h>
 #include <string.h>
 
@@ -326,31 +328,38 @@ TX_INLINE __m256i tx_mask8(int32_t k) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static void tx_softmax_w(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
-                                const uint8_t *vrows, size_t vstride, float unit, float *lsum,
-                                int16_t *w16, float *wscale) {
-    for (int32_t g = 0; g < G; g++) {
-        float *p = sc + (size_t)g * ld;
-        const __m256 mm = _mm256_set1_ps(m[g]);
-        __m256 part = _mm256_setzero_ps();
-        int32_t j = 0;
-        for (; j + 8 <= n; j += 8) {
-            const __m256 e = tx_exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), mm));
-            _mm256_storeu_ps(p + j, e);
-            part = _mm256_add_ps(part, e);
-        }
-        if (j < n) {
-            const __m256i k = tx_mask8(n - j);
-            const __m256 e = _mm256_and_ps(tx_exp8(_mm256_sub_ps(_mm256_maskload_ps(p + j, k), mm)),
-                                           _mm256_castsi256_ps(k));
-            _mm256_maskstore_ps(p + j, k, e);
-            part = _mm256_add_ps(part, e);
-        }
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(part), _mm256_extractf128_ps(part, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        lsum[g] += _mm_cvtss_f32(s);
+/* exp(x - m), 0 where x is -inf, on 8 lanes. */
+TX_INLINE __m256 tx_exp_shift8(__m256 x, __m256 m) {
+    const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+    return _mm256_and_ps(tx_exp8(_mm256_sub_ps(x, m)), live);
+}
+
+static float tx_exp_sum(float *x, int32_t n, float m) {
+    const __m256 mm = _mm256_set1_ps(m);
+    __m256 part = _mm256_setzero_ps();
+    int32_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 e = tx_exp_shift8(_mm256_loadu_ps(x + j), mm);
+        _mm256_storeu_ps(x + j, e);
+        part = _mm256_add_ps(part, e);
     }
+    if (j < n) {
+        const __m256i k = tx_mask8(n - j);
+        const __m256 e = _mm256_and_ps(tx_exp_shift8(_mm256_maskload_ps(x + j, k), mm),
+                                       _mm256_castsi256_ps(k));
+        _mm256_maskstore_ps(x + j, k, e);
+        part = _mm256_add_ps(part, e);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(part), _mm256_extractf128_ps(part, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static void tx_softmax_w(float *sc, size_t ld, int32_t n, int32_t G, const float *m,
+                         const uint8_t *vrows, size_t vstride, float unit, float *lsum,
+                         int16_t *w16, float *wscale) {
+    for (int32_t g = 0; g < G; g++) lsum[g] += tx_exp_sum(sc + (size_t)g * ld, n, m[g]);
     alignas(32) float vs[TURBO_V_TILE];
     for (int32_t t0 = 0; t0 < n; t0 += TURBO_V_TILE) {
         const int32_t nt = n - t0 < TURBO_V_TILE ? n - t0 : TURBO_V_TILE;
@@ -426,14 +435,41 @@ static void tx_f16_dot(const uint16_t *row, int32_t d, const float *q, int32_t G
     }
 }
 
-static void tx_f16_acc(const uint16_t *row, int32_t d, const float *w, int32_t G, float *acc) {
-    alignas(32) float x[TURBO_MAX_DIM];
-    tx_f16_load(row, d, x);
-    for (int32_t g = 0; g < G; g++) {
-        float *a = acc + (size_t)g * (size_t)d;
-        const __m256 wg = _mm256_set1_ps(w[g]);
-        for (int32_t i = 0; i < d; i += 8)
-            _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_mul_ps(wg, _mm256_load_ps(x + i))));
+/* Rows converted to f32 at a time by f16_acc (32 KiB of stack at d = 512). */
+#define TX_F16_KEYS 16
+
+static void tx_f16_acc(const uint16_t *const *rows, int32_t nk, int32_t d, const float *w,
+                       size_t ld, int32_t G, float *acc) {
+    alignas(32) float x[TX_F16_KEYS][TURBO_MAX_DIM];
+    for (int32_t t0 = 0; t0 < nk; t0 += TX_F16_KEYS) {
+        const int32_t nt = nk - t0 < TX_F16_KEYS ? nk - t0 : TX_F16_KEYS;
+        for (int32_t t = 0; t < nt; t++) tx_f16_load(rows[t0 + t], d, x[t]);
+        for (int32_t g = 0; g < G; g++) {
+            float *a = acc + (size_t)g * (size_t)d;
+            const float *wg = w + (size_t)g * ld + t0;
+            int32_t i = 0;
+            for (; i + 32 <= d; i += 32) { /* 32 sums stay in registers over the rows */
+                __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + i + 8);
+                __m256 a2 = _mm256_loadu_ps(a + i + 16), a3 = _mm256_loadu_ps(a + i + 24);
+                for (int32_t t = 0; t < nt; t++) {
+                    const __m256 wt = _mm256_set1_ps(wg[t]);
+                    a0 = _mm256_fmadd_ps(wt, _mm256_load_ps(x[t] + i), a0);
+                    a1 = _mm256_fmadd_ps(wt, _mm256_load_ps(x[t] + i + 8), a1);
+                    a2 = _mm256_fmadd_ps(wt, _mm256_load_ps(x[t] + i + 16), a2);
+                    a3 = _mm256_fmadd_ps(wt, _mm256_load_ps(x[t] + i + 24), a3);
+                }
+                _mm256_storeu_ps(a + i, a0);
+                _mm256_storeu_ps(a + i + 8, a1);
+                _mm256_storeu_ps(a + i + 16, a2);
+                _mm256_storeu_ps(a + i + 24, a3);
+            }
+            for (; i < d; i += 8) {
+                __m256 a0 = _mm256_loadu_ps(a + i);
+                for (int32_t t = 0; t < nt; t++)
+                    a0 = _mm256_fmadd_ps(_mm256_set1_ps(wg[t]), _mm256_load_ps(x[t] + i), a0);
+                _mm256_storeu_ps(a + i, a0);
+            }
+        }
     }
 }
 
@@ -563,9 +599,9 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
     TX_VARIANT_FN(3, mac)                                                                        \
     TX_VARIANT_FN(4, mac)                                                                        \
     static const turbo_kernels isa##_kernels[3] = {                                              \
-        {name, k_scores_2, tx_softmax_w, v_acc_2, tx_f16_dot, tx_f16_acc},                       \
-        {name, k_scores_3, tx_softmax_w, v_acc_3, tx_f16_dot, tx_f16_acc},                       \
-        {name, k_scores_4, tx_softmax_w, v_acc_4, tx_f16_dot, tx_f16_acc},                       \
+        {name, k_scores_2, tx_softmax_w, v_acc_2, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
+        {name, k_scores_3, tx_softmax_w, v_acc_3, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
+        {name, k_scores_4, tx_softmax_w, v_acc_4, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
     };                                                                                           \
     const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
         if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;                         \
