@@ -45,13 +45,6 @@
 #include "tq_test_util.h"
 #include "tq_types.h"
 #include "cpu_test_iface.h"
-#include "x86_test_iface.h"
-
-/* backend-x86 serves the common CPU test interface under its own older id;
- * the layouts must agree for check_encoders to read either. */
-_Static_assert(sizeof(cpu_test_iface) == sizeof(x86_test_iface), "test iface layouts");
-_Static_assert(offsetof(cpu_test_iface, quantize_q8_K) == offsetof(x86_test_iface, quantize_q8_K),
-               "test iface layouts");
 
 /* ---- randomness ------------------------------------------------------------ */
 
@@ -391,7 +384,6 @@ static void encoder_inputs(float *x, int64_t n, int variant) {
 
 static void check_encoders(const be_case *b) {
     const cpu_test_iface *ti = b->entry->get_interface(b->state, CPU_TEST_IFACE);
-    if (!ti) ti = b->entry->get_interface(b->state, X86_TEST_IFACE);
     if (!ti) {
         printf("conformance %-6s activation encoders: no test interface, skipped\n", b->name);
         return;

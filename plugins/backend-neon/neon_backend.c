@@ -13,7 +13,7 @@ static const cpu_kernels neon_kernels = {
     .name = "neon",
     .device_name = NEON_DOTPROD ? "cpu (armv8.2-a neon dotprod)" : "cpu (armv8-a neon)",
     .mm_types = neon_mm_types,
-    .n_mm_types = NEON_N_MM_TYPES,
+    .n_mm_types = CPU_N_MM_TYPES,
     .mm_rows = NEON_MM_ROWS,
     .mm_cols = NEON_MM_COLS,
     .encode = {[CPU_ACT_F16] = neon_round_f16, [CPU_ACT_Q8_0] = neon_quantize_q8_0,

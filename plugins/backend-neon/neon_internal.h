@@ -34,8 +34,7 @@
 /* ---- kernels (neon_matmul.c, neon_ops.c) ----------------------------------- */
 
 /* The weight types MUL_MAT takes, with their dot products. */
-#define NEON_N_MM_TYPES 13
-extern const cpu_mm_type neon_mm_types[NEON_N_MM_TYPES];
+extern const cpu_mm_type neon_mm_types[CPU_N_MM_TYPES];
 #define NEON_MM_ROWS 2 /* weight rows per dot call (float weights)  */
 #define NEON_MM_COLS 4 /* activation columns per dot call           */
 

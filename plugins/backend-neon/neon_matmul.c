@@ -400,12 +400,4 @@ CPU_DOT_BY_ROWS(dot_q3_K, dot_q23_K, 1)
 
 /* ---- the table ------------------------------------------------------------ */
 
-const cpu_mm_type neon_mm_types[NEON_N_MM_TYPES] = {
-    {TQ_TYPE_F32, 1, CPU_ACT_F32, dot_f32},       {TQ_TYPE_F16, 1, CPU_ACT_F16, dot_f16},
-    {TQ_TYPE_BF16, 1, CPU_ACT_BF16, dot_bf16},    {TQ_TYPE_Q4_0, 32, CPU_ACT_Q8_0, dot_q4_0},
-    {TQ_TYPE_Q4_1, 32, CPU_ACT_Q8_1, dot_q4_1},   {TQ_TYPE_Q5_0, 32, CPU_ACT_Q8_0, dot_q5_0},
-    {TQ_TYPE_Q5_1, 32, CPU_ACT_Q8_1, dot_q5_1},   {TQ_TYPE_Q8_0, 32, CPU_ACT_Q8_0, dot_q8_0},
-    {TQ_TYPE_Q2_K, 256, CPU_ACT_Q8_K, dot_q2_K},  {TQ_TYPE_Q3_K, 256, CPU_ACT_Q8_K, dot_q3_K},
-    {TQ_TYPE_Q4_K, 256, CPU_ACT_Q8_K, dot_q4_K},  {TQ_TYPE_Q5_K, 256, CPU_ACT_Q8_K, dot_q5_K},
-    {TQ_TYPE_Q6_K, 256, CPU_ACT_Q8_K, dot_q6_K},
-};
+const cpu_mm_type neon_mm_types[CPU_N_MM_TYPES] = CPU_MM_TYPES(dot);

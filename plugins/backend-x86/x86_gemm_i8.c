@@ -22,22 +22,17 @@
  * (an exact int times the two scales, accumulated over blocks), in a
  * different rounding order (dw * da first, FMA), which the conformance test
  * bounds like every other kernel. */
-#include "x86_blocks.h"
 #include "x86_internal.h"
 
 #define IR 8          /* rows per interleaved group: the int32 lanes      */
 #define IC 4          /* columns per micro-kernel call                    */
 #define COL_BLOCK 64  /* columns whose biases and activations stay in L2 */
-#define BLOCK_BYTES (IR * sizeof(float) + IR * X86_QK) /* one block of a group */
+#define BLOCK_BYTES (IR * sizeof(float) + IR * CPU_QK) /* one block of a group */
 
 enum { I8_Q4_0, I8_Q5_0, I8_Q8_0 };
 
-int x86_gemm_i8_supported(tq_type t) {
-    return t == TQ_TYPE_Q4_0 || t == TQ_TYPE_Q5_0 || t == TQ_TYPE_Q8_0;
-}
-
 size_t x86_gemm_i8_buf_bytes(int64_t n_in) {
-    const size_t nb = (size_t)(n_in / X86_QK);
+    const size_t nb = (size_t)(n_in / CPU_QK);
     return nb * BLOCK_BYTES + (size_t)COL_BLOCK * nb * sizeof(int32_t);
 }
 
@@ -46,17 +41,17 @@ size_t x86_gemm_i8_buf_bytes(int64_t n_in) {
 X86_INLINE __m256i codes(const void *row, int64_t i, const int T, float *d) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     if (T == I8_Q8_0) {
-        const x86_block_q8_0 *b = (const x86_block_q8_0 *)row + i;
+        const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)row + i;
         *d = x86_f16_to_f32(b->d);
         return _mm256_loadu_si256((const __m256i *)b->qs);
     }
     if (T == I8_Q4_0) {
-        const x86_block_q4_0 *b = (const x86_block_q4_0 *)row + i;
+        const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)row + i;
         const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
         *d = x86_f16_to_f32(b->d);
         return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
     }
-    const x86_block_q5_0 *b = (const x86_block_q5_0 *)row + i;
+    const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)row + i;
     const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
     uint32_t qh;
     memcpy(&qh, b->qh, sizeof qh);
@@ -91,11 +86,11 @@ X86_INLINE void kernel(int64_t nb, const uint8_t *buf, const void *const *a, con
     for (int64_t i = 0; i < nb; i++) {
         const float *dw = (const float *)(const void *)(buf + (size_t)i * BLOCK_BYTES);
         const __m256i *q = (const __m256i *)(const void *)(dw + IR);
-        const x86_block_q8_0 *y[IC];
+        const cpu_block_q8_0 *y[IC];
         __m256i s32[IC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            y[c] = (const x86_block_q8_0 *)a[c] + i;
+            y[c] = (const cpu_block_q8_0 *)a[c] + i;
             s32[c] = _mm256_setzero_si256();
         }
         /* q4_0: all 8 steps in int16; q5_0: two halves of 4; q8_0 (signed
@@ -152,7 +147,7 @@ static void kernel_any(int64_t nb, const uint8_t *buf, const void *const *a, con
 /* bias[i] = code bias * sum of block i's activation codes. */
 static void column_bias(const void *col, int64_t nb, int32_t scale, int32_t *bias) {
     for (int64_t i = 0; i < nb; i++) {
-        const x86_block_q8_0 *y = (const x86_block_q8_0 *)col + i;
+        const cpu_block_q8_0 *y = (const cpu_block_q8_0 *)col + i;
         const __m256i q = _mm256_loadu_si256((const __m256i *)y->qs);
         /* sum of 32 int8: |q| with q's sign moved onto the ones */
         const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
@@ -162,7 +157,7 @@ static void column_bias(const void *col, int64_t nb, int32_t scale, int32_t *bia
 
 void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                  int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    const int64_t nb = w->ne[0] / X86_QK;
+    const int64_t nb = w->ne[0] / CPU_QK;
     const int T = w->type == TQ_TYPE_Q4_0 ? I8_Q4_0 : w->type == TQ_TYPE_Q5_0 ? I8_Q5_0 : I8_Q8_0;
     uint8_t *wbuf = buf;
     int32_t *biases = (int32_t *)(void *)(wbuf + (size_t)nb * BLOCK_BYTES);

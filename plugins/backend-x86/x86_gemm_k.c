@@ -15,7 +15,6 @@
  * The integers are exact (q4_K codes 0..15: 8 steps of pair sums stay below
  * 2^15; q5_K codes 0..31 widen every 4 steps), as in the ref backend; the
  * float work is d * dy * sum - dmin * dy * mins per super-block. */
-#include "x86_blocks.h"
 #include "x86_internal.h"
 
 #define IR 8
@@ -31,7 +30,7 @@
 #define OFF_Q (OFF_MN + SUB / 2 * 32)   /* SUB x 8 x 32     */
 #define KBLOCK_BYTES (OFF_Q + SUB * 8 * 32)
 
-size_t x86_gemm_k_buf_bytes(int64_t n_in) { return (size_t)(n_in / X86_QK_K) * KBLOCK_BYTES; }
+size_t x86_gemm_k_buf_bytes(int64_t n_in) { return (size_t)(n_in / CPU_QK_K) * KBLOCK_BYTES; }
 
 /* Codes of sub-blocks 2j (low nibbles) and 2j+1 (high nibbles) of block b,
  * with q5_K's fifth bit from qh (bits 2j and 2j+1 of qh[l]). */
@@ -56,11 +55,11 @@ static void repack_k(const void *const *rows, int64_t nb, int five, uint8_t *buf
         for (int r = 0; r < IR; r++) {
             const uint8_t *scales;
             if (five) {
-                const x86_block_q5_K *b = (const x86_block_q5_K *)rows[r] + i;
+                const cpu_block_q5_K *b = (const cpu_block_q5_K *)rows[r] + i;
                 d[r] = x86_f16_to_f32(b->d), dmin[r] = x86_f16_to_f32(b->dmin);
                 scales = b->scales, qs[r] = b->qs, qh[r] = b->qh;
             } else {
-                const x86_block_q4_K *b = (const x86_block_q4_K *)rows[r] + i;
+                const cpu_block_q4_K *b = (const cpu_block_q4_K *)rows[r] + i;
                 d[r] = x86_f16_to_f32(b->d), dmin[r] = x86_f16_to_f32(b->dmin);
                 scales = b->scales, qs[r] = b->qs, qh[r] = NULL;
             }
@@ -91,11 +90,11 @@ X86_INLINE void kernel_k(int64_t nb, const uint8_t *buf, const void *const *a, c
         const __m256i *sc = (const __m256i *)(const void *)(blk + OFF_SC);
         const __m256i *mn = (const __m256i *)(const void *)(blk + OFF_MN);
         const __m256i *q = (const __m256i *)(const void *)(blk + OFF_Q);
-        const x86_block_q8_K *y[IC];
+        const cpu_block_q8_K *y[IC];
         __m256i isum[IC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            y[c] = (const x86_block_q8_K *)a[c] + i;
+            y[c] = (const cpu_block_q8_K *)a[c] + i;
             isum[c] = _mm256_setzero_si256();
         }
         for (int s = 0; s < SUB; s++) {
@@ -150,7 +149,7 @@ static void kernel_k_any(int64_t nb, const uint8_t *buf, const void *const *a, i
 
 void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                 int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    const int64_t nb = w->ne[0] / X86_QK_K;
+    const int64_t nb = w->ne[0] / CPU_QK_K;
     const int five = w->type == TQ_TYPE_Q5_K;
     for (int64_t c0 = 0; c0 < n_cols; c0 += COL_BLOCK) {
         const int64_t c1 = c0 + COL_BLOCK < n_cols ? c0 + COL_BLOCK : n_cols;

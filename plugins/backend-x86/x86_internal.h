@@ -1,10 +1,11 @@
-/* x86_internal.h — what the files of the x86 backend share: the device, the
- * op entry points and the small SIMD helpers every kernel uses.
+/* x86_internal.h — what the files of the x86 backend share: the kernel
+ * entry points and the small SIMD helpers every kernel uses.
  *
  * The same sources are built twice (meson.build): once with AVX2+FMA+F16C
  * and once with AVX-512 F/BW/VL/VNNI. Code that differs between the two
  * tests the compiler's __AVX512VNNI__ / __AVX512F__ macros; everything else
- * is AVX2 and runs in both. */
+ * is AVX2 and runs in both. Devices, buffers, supports(), the matmul driver
+ * and the ops around these kernels come from plugins/common/cpu_*.c. */
 #ifndef X86_INTERNAL_H
 #define X86_INTERNAL_H
 
@@ -12,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <tqrun/tq_plugin.h>
+
+#include "cpu_backend.h"
+#include "cpu_blocks.h"
 
 #if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
 #error "backend-x86 must be compiled with -mavx2 -mfma -mf16c (or the AVX-512 flags)"
@@ -28,55 +31,41 @@
 
 #define X86_INLINE static inline __attribute__((always_inline))
 
-typedef struct x86_state {
-    const tq_host *host;
-} x86_state;
+/* ---- kernels (x86_matmul.c, x86_gemm_*.c, x86_ops.c) ----------------------- */
 
-struct tq_device {
-    x86_state *st;
-    void *scratch;       /* per-call working memory, grown on demand */
-    size_t scratch_size;
-};
+/* The weight types MUL_MAT takes, with their dot products. */
+extern const cpu_mm_type x86_mm_types[CPU_N_MM_TYPES];
+#define X86_MM_ROWS 2 /* weight rows per dot call (float weights)  */
+#define X86_MM_COLS 4 /* activation columns per dot call           */
+/* Prefill paths: float weights in widened register tiles (x86_matmul.c),
+ * q4_0 / q5_0 / q8_0 (x86_gemm_i8.c) and q4_K / q5_K (x86_gemm_k.c) in
+ * row-interleaved tiles; decode path: q4_0 / q5_0 / q8_0 rows against a
+ * column prepared once per node (x86_matmul.c). */
+#define X86_N_GEMMS 8
+extern const cpu_mm_gemm x86_gemms[X86_N_GEMMS];
+#define X86_N_GEMVS 3
+extern const cpu_mm_gemv x86_gemvs[X86_N_GEMVS];
 
-/* Fills *err (message prefixed "x86: ") and returns code. */
-tq_status x86_error(tq_error *err, tq_status code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Working memory of at least `bytes` (64-byte aligned), valid until the next
- * call; NULL when out of memory. [main] */
-void *x86_scratch(tq_device *dev, size_t bytes);
-
-/* ---- ops (x86_matmul.c, x86_ops.c) --------------------------------------- */
-
-/* 1 when x86_mul_mat runs this MUL_MAT node (weight type and shapes). */
-int x86_mul_mat_supported(const tq_tensor *node);
-tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err);
-
-int x86_attention_supported(const tq_tensor *node);
-tq_status x86_attention(tq_device *dev, tq_tensor *dst, tq_error *err);
-tq_status x86_get_rows(tq_device *dev, tq_tensor *dst, tq_error *err);
-void x86_rms_norm(tq_device *dev, tq_tensor *dst);
-void x86_rope(tq_device *dev, tq_tensor *dst);
-void x86_binary(tq_device *dev, tq_tensor *dst);   /* ADD, MUL  */
-void x86_unary(tq_device *dev, tq_tensor *dst);    /* SCALE, SILU, SWIGLU */
-void x86_view_rows(tq_device *dev, tq_tensor *dst);
-
-/* Prefill with q4_0 / q5_0 / q8_0 weights in row-interleaved tiles
- * (x86_gemm_i8.c): rows [lo, hi) of w times n_cols q8_0-encoded columns
- * (act, act_stride bytes apart) into dst (n_out floats per column). buf is
- * the calling thread's own x86_gemm_i8_buf_bytes(n_in), 64-byte aligned.
- * [any thread, on its own rows] */
-int x86_gemm_i8_supported(tq_type t);
+/* The row-interleaved prefill tiles (cpu_mm_gemm.run): rows [lo, hi) of w
+ * times n_cols q8_0 (resp. q8_K) encoded columns into dst; buf is the
+ * calling thread's own x86_gemm_*_buf_bytes(n_in). */
 size_t x86_gemm_i8_buf_bytes(int64_t n_in);
 void x86_gemm_i8(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                  int64_t n_cols, float *dst, int64_t n_out, void *buf);
-/* The same for q4_K / q5_K weights and q8_K columns (x86_gemm_k.c). */
 size_t x86_gemm_k_buf_bytes(int64_t n_in);
 void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                 int64_t n_cols, float *dst, int64_t n_out, void *buf);
+
+/* The inner loops of the shared ops (cpu_kernels, x86_ops.c). */
+#define X86_ATT_ALIGN 8 /* head_dim multiple the attention loops take */
+void x86_f16_row(const uint16_t *src, float *dst, int64_t n);
+double x86_sum_squares(const float *x, int64_t n);
+void x86_rope_rows(const float *src, float *out, const float *cs, int64_t n_rot, int neox);
+float x86_dot(const float *a, const float *b, int64_t n);
+void x86_axpy(float *y, float p, const float *x, int64_t n);
+void x86_att_dots(const float *row, const float *const *q, int nq, int64_t n, float *out);
+void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t n,
+                  float *out);
 
 /* ---- activation encoders (x86_quant.c) ----------------------------------- */
 
@@ -85,34 +74,10 @@ void x86_gemm_k(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, siz
 void x86_quantize_q8_0(const float *x, void *y, int64_t n);
 void x86_quantize_q8_1(const float *x, void *y, int64_t n);
 void x86_quantize_q8_K(const float *x, void *y, int64_t n);
-/* x rounded through f16 / bf16 and back (what ggml feeds f16/bf16 dots). */
-void x86_round_f16(const float *x, float *y, int64_t n);
-void x86_round_bf16(const float *x, float *y, int64_t n);
+/* x rounded through f16 and back (what ggml feeds f16 dots). */
+void x86_round_f16(const float *x, void *y, int64_t n);
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static inline int64_t x86_nrows(const tq_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
-
-/* Row r of a tensor whose rows (dims 1..3 flattened) are laid out by nb. */
-static inline const char *x86_row(const tq_tensor *t, int64_t r) {
-    const int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
-    return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
-}
-
-/* [lo, hi) of n items for thread ith of nth, in chunks that are multiples of
- * `align` (except the last). */
-static inline void x86_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
-    int64_t per = (n + nth - 1) / nth;
-    per = (per + align - 1) / align * align;
-    *lo = per * ith < n ? per * ith : n;
-    *hi = *lo + per < n ? *lo + per : n;
-}
-
-/* 1 when the f32 tensor's elements are contiguous (rows back to back). */
-static inline int x86_contiguous(const tq_tensor *t) {
-    return t->nb[0] == sizeof(float) && t->nb[1] == (size_t)t->ne[0] * sizeof(float) &&
-           t->nb[2] == t->nb[1] * (size_t)t->ne[1] && t->nb[3] == t->nb[2] * (size_t)t->ne[2];
-}
 
 X86_INLINE float x86_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 /* Round to nearest even, as the core's tq_f32_to_f16 (equal for non-NaN). */
@@ -181,7 +146,7 @@ X86_INLINE void x86_store_steps(const __m256i v[8], __m256i *q) {
  * nr (1..8) exist: the missing ones repeat the last (their lanes are
  * computed and dropped). */
 X86_INLINE void x86_group_rows(const tq_tensor *w, int64_t r, int nr, const void *rows[8]) {
-    for (int j = 0; j < 8; j++) rows[j] = x86_row(w, r + (j < nr ? j : nr - 1));
+    for (int j = 0; j < 8; j++) rows[j] = cpu_row(w, r + (j < nr ? j : nr - 1));
 }
 
 /* Stores lanes 0..nr of out[k] (row r.. of column c + k, k < nc) into dst,

@@ -7,15 +7,14 @@
  * products per block (AVX2 maddubs, or AVX-512 VNNI dpbusd), scaled by the
  * block's two float scales and accumulated in float lanes.
  *
- * Tiling: one kernel call multiplies up to MR weight rows with up to NC = 4
- * activation columns, so each weight block is loaded and unpacked once per 4
- * columns (q4_0/q5_0/q8_0 full tiles also share each activation block over 2
- * rows). A thread owns a range of output rows; inside it, rows go in blocks
- * of ROW_BLOCK (which stay in L1/L2) against column blocks of COL_BLOCK
- * (whose encoded activations stay in L2). Float weights with several columns
- * take their own loop (mm_worker_float): each row block is widened to f32
- * once per column block and multiplied in 3 x 4 register tiles. Decoding
- * (t = 1) is the same loop with one column: a GEMV split over rows.
+ * The driver is plugins/common/cpu_matmul.c. Its dot tiles call these
+ * kernels with up to X86_MM_ROWS = 2 weight rows and NC = 4 activation
+ * columns, so each weight block is loaded and unpacked once per 4 columns
+ * (q4_0/q5_0/q8_0 full tiles also share each activation block over 2 rows).
+ * This file also supplies two of the driver's whole-node paths: float
+ * weights with several columns (gemm_float: each row block is widened to
+ * f32 once per column block and multiplied in 3 x 4 register tiles), and
+ * decoding with q4_0/q5_0/q8_0 (gemv_32 against a column prepared once).
  *
  * The kernels' small per-row / per-column loops carry "GCC unroll" pragmas:
  * without them GCC at -O2 keeps the accumulator arrays in memory.
@@ -23,39 +22,15 @@
  * Exactness: the integer sum of each block equals the scalar kernels' of
  * core/src/tq_quants*.c; only the float accumulation order differs (8 lanes
  * and FMA here), which the conformance test bounds. */
-#include <stdatomic.h>
-
-#include "x86_blocks.h"
 #include "x86_internal.h"
 
-#define NC 4          /* activation columns per kernel call            */
-#define MR 2          /* weight rows per kernel call (float weights)   */
-#define ROW_BLOCK 16
-#define COL_BLOCK 64
+#define NC CPU_MM_MAX_COLS /* activation columns per kernel call: X86_MM_COLS */
+#define COL_BLOCK 64  /* float prefill: the least columns per column block */
 #define FLOAT_ACT_BYTES (512 * 1024) /* float prefill: activations per column block */
 #define I8_MIN_COLS 16 /* columns from which prefill uses the row-interleaved tiles
                           (x86_gemm_i8.c: q4_0/q5_0/q8_0, x86_gemm_k.c: q4_K/q5_K) */
 
-/* nr (1..MR) weight rows w[0..nr) times nc (1..NC) encoded activation
- * columns a[0..nc); out[r * NC + c]. */
-typedef void (*dot_fn)(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
-                       float *out);
-
-/* Instantiates a one-row kernel for each column count so its column loops
- * unroll, and runs it row by row (the block kernels' work is dominated by
- * unpacking the weights, which rows cannot share). */
-#define DOT_ENTRY(name, kernel, ...)                                                         \
-    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
-                     float *out) {                                                          \
-        for (int r = 0; r < nr; r++) {                                                      \
-            switch (nc) {                                                                   \
-            case 4: kernel(n, w[r], a, 4, out + r * NC, __VA_ARGS__); break;                \
-            case 3: kernel(n, w[r], a, 3, out + r * NC, __VA_ARGS__); break;                \
-            case 2: kernel(n, w[r], a, 2, out + r * NC, __VA_ARGS__); break;                \
-            default: kernel(n, w[r], a, 1, out + r * NC, __VA_ARGS__); break;               \
-            }                                                                               \
-        }                                                                                   \
-    }
+_Static_assert(X86_MM_COLS == NC, "full tiles are NC columns wide");
 
 /* ---- float weights -------------------------------------------------------- */
 
@@ -130,26 +105,12 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
         }
 }
 
-/* The driver's nr x nc (up to MR x NC) as 2 x 2 tiles. */
-#define FLOAT_ENTRY(name, T)                                                                 \
-    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
-                     float *out) {                                                          \
-        for (int r = 0; r < nr; r += 2)                                                     \
-            for (int c = 0; c < nc; c += 2) {                                               \
-                const int tr = nr - r < 2 ? 1 : 2, tc = nc - c < 2 ? 1 : 2;                 \
-                float *o = out + r * NC + c;                                                \
-                if (tr == 2 && tc == 2) dot_float(n, w + r, 2, a + c, 2, o, T);             \
-                else if (tr == 2) dot_float(n, w + r, 2, a + c, 1, o, T);                   \
-                else if (tc == 2) dot_float(n, w + r, 1, a + c, 2, o, T);                   \
-                else dot_float(n, w + r, 1, a + c, 1, o, T);                                \
-            }                                                                               \
-    }
+/* The driver's nr x nc (up to 2 x NC) as 2 x 2 tiles. */
+CPU_DOT_BY_2X2(dot_f32, dot_float, WF_F32)
+CPU_DOT_BY_2X2(dot_f16, dot_float, WF_F16)
+CPU_DOT_BY_2X2(dot_bf16, dot_float, WF_BF16)
 
-FLOAT_ENTRY(dot_f32, WF_F32)
-FLOAT_ENTRY(dot_f16, WF_F16)
-FLOAT_ENTRY(dot_bf16, WF_BF16)
-
-/* Prefill (many columns) with float weights: the driver converts a block of
+/* Prefill (many columns) with float weights: gemm_float converts a block of
  * FR_BLOCK weight rows to f32 once per column block (wbuf), then this kernel
  * multiplies FR <= 3 of those rows with FC <= 4 columns: 12 accumulators plus
  * 3 weight vectors fit the 16 AVX2 registers, so each step does 12 FMAs for 3
@@ -268,32 +229,32 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
     }
-    for (int64_t i = 0; i < n / X86_QK; i++) {
+    for (int64_t i = 0; i < n / CPU_QK; i++) {
         __m256i q;
         float dw, mw = 0.0f;
         if (T == W_Q4_0) {
-            const x86_block_q4_0 *b = (const x86_block_q4_0 *)w + i;
+            const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
             q = _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
             dw = x86_f16_to_f32(b->d);
         } else if (T == W_Q4_1) {
-            const x86_block_q4_1 *b = (const x86_block_q4_1 *)w + i;
+            const cpu_block_q4_1 *b = (const cpu_block_q4_1 *)w + i;
             q = nibbles(b->qs);
             dw = x86_f16_to_f32(b->d);
             mw = x86_f16_to_f32(b->m);
         } else if (T == W_Q5_0) {
-            const x86_block_q5_0 *b = (const x86_block_q5_0 *)w + i;
+            const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
             /* (nibble | bit4) - 16: the nibble with 0xF0 or-ed in where bit 4 is clear */
             const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
             q = _mm256_or_si256(nibbles(b->qs), hi);
             dw = x86_f16_to_f32(b->d);
         } else if (T == W_Q5_1) {
-            const x86_block_q5_1 *b = (const x86_block_q5_1 *)w + i;
+            const cpu_block_q5_1 *b = (const cpu_block_q5_1 *)w + i;
             const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
             q = _mm256_or_si256(nibbles(b->qs), hi);
             dw = x86_f16_to_f32(b->d);
             mw = x86_f16_to_f32(b->m);
         } else {
-            const x86_block_q8_0 *b = (const x86_block_q8_0 *)w + i;
+            const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
             q = _mm256_loadu_si256((const __m256i *)b->qs);
             dw = x86_f16_to_f32(b->d);
         }
@@ -302,12 +263,12 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
             __m256i p;
             float da;
             if (has_min) {
-                const x86_block_q8_1 *y = (const x86_block_q8_1 *)a[c] + i;
+                const cpu_block_q8_1 *y = (const cpu_block_q8_1 *)a[c] + i;
                 p = x86_dot_us8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
                 da = x86_f16_to_f32(y->d);
                 accm[c] += mw * x86_f16_to_f32(y->s);
             } else {
-                const x86_block_q8_0 *y = (const x86_block_q8_0 *)a[c] + i;
+                const cpu_block_q8_0 *y = (const cpu_block_q8_0 *)a[c] + i;
                 p = x86_dot_s8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
                 da = x86_f16_to_f32(y->d);
             }
@@ -321,17 +282,17 @@ X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int
 /* Block i of a signed-format row as int8 (what dot_32 unpacks) and its scale. */
 X86_INLINE __m256i unpack_signed(const void *w, int64_t i, const int T, float *dw) {
     if (T == W_Q4_0) {
-        const x86_block_q4_0 *b = (const x86_block_q4_0 *)w + i;
+        const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
         *dw = x86_f16_to_f32(b->d);
         return _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
     }
     if (T == W_Q5_0) {
-        const x86_block_q5_0 *b = (const x86_block_q5_0 *)w + i;
+        const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
         const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
         *dw = x86_f16_to_f32(b->d);
         return _mm256_or_si256(nibbles(b->qs), hi);
     }
-    const x86_block_q8_0 *b = (const x86_block_q8_0 *)w + i;
+    const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
     *dw = x86_f16_to_f32(b->d);
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
@@ -347,12 +308,12 @@ X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a
     __m256 acc[2][NC];
     _Pragma("GCC unroll 4")
     for (int c = 0; c < NC; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / X86_QK; i++) {
+    for (int64_t i = 0; i < n / CPU_QK; i++) {
         float dw0, dw1;
         const __m256i q0 = unpack_signed(w[0], i, T, &dw0), q1 = unpack_signed(w[1], i, T, &dw1);
-        const x86_block_q8_0 *y[NC];
+        const cpu_block_q8_0 *y[NC];
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < NC; c++) y[c] = (const x86_block_q8_0 *)a[c] + i;
+        for (int c = 0; c < NC; c++) y[c] = (const cpu_block_q8_0 *)a[c] + i;
         const __m256 dwv0 = _mm256_set1_ps(dw0), dwv1 = _mm256_set1_ps(dw1);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < NC; c++) {
@@ -372,9 +333,9 @@ X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a
     }
 }
 
-/* Full 2 x NC tiles through dot_32_2x4, edges row by row as DOT_ENTRY. */
+/* Full 2 x NC tiles through dot_32_2x4, edges row by row. */
 #define DOT_ENTRY_SIGNED(name, T)                                                            \
-    DOT_ENTRY(name##_rows, dot_32, T)                                                        \
+    CPU_DOT_BY_ROWS(name##_rows, dot_32, T)                                                  \
     static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
                      float *out) {                                                          \
         if (nr == 2 && nc == NC)                                                            \
@@ -403,56 +364,65 @@ typedef struct gemv_col {
     __m256i *bias8;  /* per block: int32 lanes of dot(8, qs of the block)  */
 } gemv_col;
 
+/* The prepared column: the gemv_col header in the first 64 bytes, then its
+ * arrays (cpu_mm_gemv.col_bytes). */
 static size_t gemv_col_bytes(int64_t n) {
-    return (size_t)n + (size_t)(n / X86_QK) * (sizeof(float) + sizeof(__m256i)) + 64;
+    return 64 + (size_t)n + (size_t)(n / CPU_QK) * (sizeof(float) + sizeof(__m256i)) + 64;
 }
 
 /* Splits the encoded q8_0 column y (n elements) into col, carved from mem
  * (gemv_col_bytes(n), 32-byte aligned). */
 static void gemv_col_init(gemv_col *col, void *mem, const void *y, int64_t n) {
-    const int64_t nb = n / X86_QK;
+    const int64_t nb = n / CPU_QK;
     col->bias8 = mem;
     col->qs = (int8_t *)(col->bias8 + nb);
     col->d = (float *)(void *)(col->qs + n);
     for (int64_t i = 0; i < nb; i++) {
-        const x86_block_q8_0 *b = (const x86_block_q8_0 *)y + i;
+        const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)y + i;
         const __m256i q = _mm256_loadu_si256((const __m256i *)b->qs);
-        _mm256_store_si256((__m256i *)(col->qs + X86_QK * i), q);
+        _mm256_store_si256((__m256i *)(col->qs + CPU_QK * i), q);
         col->d[i] = x86_f16_to_f32(b->d);
         _mm256_store_si256(col->bias8 + i, x86_dot_us8(_mm256_setzero_si256(), _mm256_set1_epi8(8), q));
     }
 }
 
+/* acc + block i of a q4_0/q5_0/q8_0 row against the split column: the
+ * exact int32 sums in 8 lanes, times the two scales (one FMA). */
+X86_INLINE __m256 gemv_block(__m256 acc, const void *w, const gemv_col *col, int64_t i, const int T) {
+    const __m256i yq = _mm256_load_si256((const __m256i *)(col->qs + CPU_QK * i));
+    __m256i p;
+    float dw;
+    if (T == W_Q4_0) {
+        const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
+        p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), nibbles(b->qs), yq), col->bias8[i]);
+        dw = x86_f16_to_f32(b->d);
+    } else if (T == W_Q5_0) {
+        const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
+        const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
+        p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), _mm256_or_si256(nibbles(b->qs), hi), yq),
+                             _mm256_slli_epi32(col->bias8[i], 1));
+        dw = x86_f16_to_f32(b->d);
+    } else {
+        const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
+        p = x86_dot_s8(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)b->qs), yq);
+        dw = x86_f16_to_f32(b->d);
+    }
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * col->d[i]), acc);
+}
+
+/* One row: one accumulator, as dot_32 (bit-identical). Four round-robin
+ * accumulators were tried against the FMA latency chain: no measurable
+ * change on the development VM, where memory binds first. */
 X86_INLINE float gemv_32(int64_t n, const void *w, const gemv_col *col, const int T) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / X86_QK; i++) {
-        const __m256i yq = _mm256_load_si256((const __m256i *)(col->qs + X86_QK * i));
-        __m256i p;
-        float dw;
-        if (T == W_Q4_0) {
-            const x86_block_q4_0 *b = (const x86_block_q4_0 *)w + i;
-            p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), nibbles(b->qs), yq), col->bias8[i]);
-            dw = x86_f16_to_f32(b->d);
-        } else if (T == W_Q5_0) {
-            const x86_block_q5_0 *b = (const x86_block_q5_0 *)w + i;
-            const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
-            p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), _mm256_or_si256(nibbles(b->qs), hi), yq),
-                                 _mm256_slli_epi32(col->bias8[i], 1));
-            dw = x86_f16_to_f32(b->d);
-        } else {
-            const x86_block_q8_0 *b = (const x86_block_q8_0 *)w + i;
-            p = x86_dot_s8(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)b->qs), yq);
-            dw = x86_f16_to_f32(b->d);
-        }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * col->d[i]), acc);
-    }
+    for (int64_t i = 0; i < n / CPU_QK; i++) acc = gemv_block(acc, w, col, i, T);
     return x86_hsum(acc) + 0.0f; /* + 0.0f as dot_32 */
 }
 
 DOT_ENTRY_SIGNED(dot_q4_0, W_Q4_0)
-DOT_ENTRY(dot_q4_1, dot_32, W_Q4_1)
+CPU_DOT_BY_ROWS(dot_q4_1, dot_32, W_Q4_1)
 DOT_ENTRY_SIGNED(dot_q5_0, W_Q5_0)
-DOT_ENTRY(dot_q5_1, dot_32, W_Q5_1)
+CPU_DOT_BY_ROWS(dot_q5_1, dot_32, W_Q5_1)
 DOT_ENTRY_SIGNED(dot_q8_0, W_Q8_0)
 
 /* ---- K-quants (256-element super-blocks, activations q8_K) ---------------- */
@@ -472,7 +442,7 @@ X86_INLINE __m256i scale_pair(int a, int b) {
 }
 
 /* Sum over 16 groups of int16 x[g] * bsums[g], as 8 int32 lanes. */
-X86_INLINE __m256i bsum_dot(__m256i x16, const x86_block_q8_K *y) {
+X86_INLINE __m256i bsum_dot(__m256i x16, const cpu_block_q8_K *y) {
     return _mm256_madd_epi16(x16, _mm256_loadu_si256((const __m256i *)y->bsums));
 }
 
@@ -484,7 +454,7 @@ X86_INLINE int32_t hsum_i32x4(__m128i s) {
     return _mm_cvtsi128_si32(s);
 }
 
-X86_INLINE __m128i mins_dot(__m128i mins8, const x86_block_q8_K *y) {
+X86_INLINE __m128i mins_dot(__m128i mins8, const cpu_block_q8_K *y) {
     const __m128i lo = _mm_loadu_si128((const __m128i *)y->bsums), hi = _mm_loadu_si128((const __m128i *)(y->bsums + 8));
     return _mm_madd_epi16(mins8, _mm_hadd_epi16(lo, hi));
 }
@@ -501,16 +471,16 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
     }
-    for (int64_t i = 0; i < n / X86_QK_K; i++) {
+    for (int64_t i = 0; i < n / CPU_QK_K; i++) {
         const uint8_t *scb, *qs;
         uint16_t xd, xdmin;
         __m256i hb = _mm256_setzero_si256();
         if (five) {
-            const x86_block_q5_K *b = (const x86_block_q5_K *)w + i;
+            const cpu_block_q5_K *b = (const cpu_block_q5_K *)w + i;
             scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
             hb = _mm256_loadu_si256((const __m256i *)b->qh);
         } else {
-            const x86_block_q4_K *b = (const x86_block_q4_K *)w + i;
+            const cpu_block_q4_K *b = (const cpu_block_q4_K *)w + i;
             scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
         }
         const __m256i sm = x86_k4_scales_mins(scb);
@@ -530,7 +500,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
             const __m256i s_lo = pick_pair(scales, 2 * j, 2 * j), s_hi = pick_pair(scales, 2 * j + 1, 2 * j + 1);
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) {
-                const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 64 * j;
+                const int8_t *y = ((const cpu_block_q8_K *)a[c] + i)->qs + 64 * j;
                 const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)), s_lo);
                 const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32))), s_hi);
                 isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(plo, phi));
@@ -539,7 +509,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
         const float d = x86_f16_to_f32(xd), dmin = x86_f16_to_f32(xdmin);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            const cpu_block_q8_K *y = (const cpu_block_q8_K *)a[c] + i;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
             accm[c] -= (dmin * y->d) * (float)hsum_i32x4(mins_dot(mins8, y));
         }
@@ -548,8 +518,8 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
 }
 
-DOT_ENTRY(dot_q4_K, dot_q45_K, 0)
-DOT_ENTRY(dot_q5_K, dot_q45_K, 1)
+CPU_DOT_BY_ROWS(dot_q4_K, dot_q45_K, 0)
+CPU_DOT_BY_ROWS(dot_q5_K, dot_q45_K, 1)
 
 /* q6_K: 6-bit quants q in 0..63 standing for q - 32, int8 scale per 16.
  * Dotted as unsigned, then 32 * sum(scale * bsum) subtracted. */
@@ -560,8 +530,8 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
     __m256 acc[NC];
     _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / X86_QK_K; i++) {
-        const x86_block_q6_K *b = (const x86_block_q6_K *)w + i;
+    for (int64_t i = 0; i < n / CPU_QK_K; i++) {
+        const cpu_block_q6_K *b = (const cpu_block_q6_K *)w + i;
         __m256i isum[NC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
@@ -583,7 +553,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
                 const __m256i s = pick_pair(sc, 2 * k, 2 * k + 1);
                 _Pragma("GCC unroll 4")
                 for (int c = 0; c < nc; c++) {
-                    const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * k;
+                    const int8_t *y = ((const cpu_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * k;
                     isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)y)), s));
                 }
             }
@@ -592,7 +562,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
         const float d = x86_f16_to_f32(b->d);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            const cpu_block_q8_K *y = (const cpu_block_q8_K *)a[c] + i;
             isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(bsum_dot(sc16, y), 5));
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
         }
@@ -601,7 +571,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]);
 }
 
-DOT_ENTRY(dot_q6_K, dot_q6_K_k, 0)
+CPU_DOT_BY_ROWS(dot_q6_K, dot_q6_K_k, 0)
 
 /* q2_K (three = 0) and q3_K (three = 1) share the 2-bit layout: byte l of
  * each 32-byte run holds elements l, l+32, l+64, l+96 of a 128-half; groups
@@ -617,23 +587,21 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
         acc[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
     }
-    for (int64_t i = 0; i < n / X86_QK_K; i++) {
+    for (int64_t i = 0; i < n / CPU_QK_K; i++) {
         int16_t sc[16];
         __m256i sc16, mins16 = _mm256_setzero_si256(), hm = _mm256_setzero_si256();
         const uint8_t *qs;
         float dw, dminw = 0.0f;
         if (three) {
-            const x86_block_q3_K *b = (const x86_block_q3_K *)w + i;
-            for (int g = 0; g < 16; g++) {
-                const int low4 = g < 8 ? b->scales[g] & 0x0F : b->scales[g - 8] >> 4;
-                const int high2 = (b->scales[8 + g % 4] >> (2 * (g / 4))) & 3;
-                sc[g] = (int16_t)((low4 | high2 << 4) - 32);
-            }
+            const cpu_block_q3_K *b = (const cpu_block_q3_K *)w + i;
+            int8_t s8[16];
+            cpu_q3_K_scales(b->scales, s8);
+            for (int g = 0; g < 16; g++) sc[g] = s8[g];
             hm = _mm256_loadu_si256((const __m256i *)b->hmask);
             qs = b->qs;
             dw = x86_f16_to_f32(b->d);
         } else {
-            const x86_block_q2_K *b = (const x86_block_q2_K *)w + i;
+            const cpu_block_q2_K *b = (const cpu_block_q2_K *)w + i;
             for (int g = 0; g < 16; g++) sc[g] = (int16_t)(b->scales[g] & 0x0F);
             const __m128i raw = _mm_loadu_si128((const __m128i *)b->scales);
             mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
@@ -656,14 +624,14 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
                 const __m256i s2 = scale_pair(sc[8 * h + 2 * s], sc[8 * h + 2 * s + 1]);
                 _Pragma("GCC unroll 4")
                 for (int c = 0; c < nc; c++) {
-                    const int8_t *y = ((const x86_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * s;
+                    const int8_t *y = ((const cpu_block_q8_K *)a[c] + i)->qs + 128 * h + 32 * s;
                     isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y)), s2));
                 }
             }
         }
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            const x86_block_q8_K *y = (const x86_block_q8_K *)a[c] + i;
+            const cpu_block_q8_K *y = (const cpu_block_q8_K *)a[c] + i;
             if (three) {
                 isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(bsum_dot(sc16, y), 2));
                 acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
@@ -677,274 +645,89 @@ X86_INLINE void dot_q23_K(int64_t n, const void *w, const void *const *a, const 
     for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
 }
 
-DOT_ENTRY(dot_q2_K, dot_q23_K, 0)
-DOT_ENTRY(dot_q3_K, dot_q23_K, 1)
+CPU_DOT_BY_ROWS(dot_q2_K, dot_q23_K, 0)
+CPU_DOT_BY_ROWS(dot_q3_K, dot_q23_K, 1)
 
-/* ---- the driver ----------------------------------------------------------- */
+/* ---- what the driver runs ------------------------------------------------- */
 
-/* How activations are encoded for a weight type. */
-enum { ACT_F32, ACT_F16, ACT_BF16, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K };
+const cpu_mm_type x86_mm_types[CPU_N_MM_TYPES] = CPU_MM_TYPES(dot);
 
-typedef struct mm_type {
-    tq_type type;
-    int32_t blk;  /* weight elements per block (n_in must be a multiple) */
-    int act;
-    dot_fn dot;
-} mm_type;
+/* Decoding: the encoded q8_0 column split once per node (gemv_col at the
+ * head of col), then rows in the chunks the driver hands out. */
+static void gemv_prepare(void *col, const void *act, int64_t n_in) {
+    gemv_col_init(col, (char *)col + 64, act, n_in);
+}
 
-static const mm_type mm_types[] = {
-    {TQ_TYPE_F32, 1, ACT_F32, dot_f32},       {TQ_TYPE_F16, 1, ACT_F16, dot_f16},
-    {TQ_TYPE_BF16, 1, ACT_BF16, dot_bf16},    {TQ_TYPE_Q4_0, 32, ACT_Q8_0, dot_q4_0},
-    {TQ_TYPE_Q4_1, 32, ACT_Q8_1, dot_q4_1},   {TQ_TYPE_Q5_0, 32, ACT_Q8_0, dot_q5_0},
-    {TQ_TYPE_Q5_1, 32, ACT_Q8_1, dot_q5_1},   {TQ_TYPE_Q8_0, 32, ACT_Q8_0, dot_q8_0},
-    {TQ_TYPE_Q2_K, 256, ACT_Q8_K, dot_q2_K},  {TQ_TYPE_Q3_K, 256, ACT_Q8_K, dot_q3_K},
-    {TQ_TYPE_Q4_K, 256, ACT_Q8_K, dot_q4_K},  {TQ_TYPE_Q5_K, 256, ACT_Q8_K, dot_q5_K},
-    {TQ_TYPE_Q6_K, 256, ACT_Q8_K, dot_q6_K},
+#define GEMV_ROWS(name, T)                                                                      \
+    static void name(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst) { \
+        for (int64_t r = lo; r < hi; r++) dst[r] = gemv_32(w->ne[0], cpu_row(w, r), col, T);    \
+    }
+GEMV_ROWS(gemv_q4_0, W_Q4_0)
+GEMV_ROWS(gemv_q5_0, W_Q5_0)
+GEMV_ROWS(gemv_q8_0, W_Q8_0)
+
+const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
+    {TQ_TYPE_Q4_0, gemv_col_bytes, gemv_prepare, gemv_q4_0},
+    {TQ_TYPE_Q5_0, gemv_col_bytes, gemv_prepare, gemv_q5_0},
+    {TQ_TYPE_Q8_0, gemv_col_bytes, gemv_prepare, gemv_q8_0},
 };
 
-static const mm_type *mm_type_of(tq_type t) {
-    for (size_t i = 0; i < sizeof mm_types / sizeof mm_types[0]; i++)
-        if (mm_types[i].type == t) return &mm_types[i];
-    return NULL;
-}
+/* Float weights, several columns: rows [lo, hi) (split in multiples of FR)
+ * of each row block are widened to f32 once per column block into buf
+ * (f32 weights are used in place), then multiplied in FR x FC tiles. */
+static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR_BLOCK * (size_t)n_in * sizeof(float); }
 
-/* Bytes of one encoded activation column, padded to a cache line. */
-static size_t act_bytes(int act, int64_t n) {
-    size_t b;
-    switch (act) {
-    case ACT_Q8_0: b = (size_t)(n / X86_QK) * sizeof(x86_block_q8_0); break;
-    case ACT_Q8_1: b = (size_t)(n / X86_QK) * sizeof(x86_block_q8_1); break;
-    case ACT_Q8_K: b = (size_t)(n / X86_QK_K) * sizeof(x86_block_q8_K); break;
-    default: b = (size_t)n * sizeof(float); break;
-    }
-    return (b + 63) / 64 * 64;
-}
-
-int x86_mul_mat_supported(const tq_tensor *node) {
-    const tq_tensor *w = node->src[0], *x = node->src[1];
-    if (!w || !x || !w->data || !x->data || !node->data) return 0;
-    const mm_type *mt = mm_type_of(w->type);
-    return mt && x->type == TQ_TYPE_F32 && node->type == TQ_TYPE_F32 && x->nb[0] == sizeof(float) &&
-           w->ne[0] == x->ne[0] && w->ne[0] % mt->blk == 0 && w->ne[2] == 1 && w->ne[3] == 1 &&
-           node->ne[0] == w->ne[1] && x86_nrows(x) == x86_nrows(node) && x86_contiguous(node);
-}
-
-typedef struct mm_task {
-    const tq_tensor *w, *x;
-    const mm_type *mt;
-    char *act;          /* encoded columns */
-    size_t act_stride;
-    float *dst;
-    int64_t n_in, n_out, n_cols;
-    float *wconv;       /* float prefill: FR_BLOCK widened rows per thread */
-    size_t wconv_stride;
-    int gemv_type;      /* W_Q4_0 / W_Q5_0 / W_Q8_0 when decoding via gemv_32, else -1 */
-    gemv_col col;
-    char *i8buf;        /* prefill via x86_gemm_i8: one buffer per thread */
-    size_t i8buf_stride;
-    atomic_llong *next_row; /* decoding: the next chunk of rows to take */
-} mm_task;
-
-/* Decoding hands out rows in chunks of DECODE_CHUNK from a shared counter
- * rather than in one equal share per thread: on a machine where the other
- * thread's core is busy for a while (a VM, a laptop), the free one takes
- * more chunks instead of waiting at the end of the node. Chunks are long
- * enough (tens of KB of weights) for the hardware prefetcher to stream. */
-#define DECODE_CHUNK 64 /* a multiple of MR */
-
-/* [*lo, *hi) of the next chunk; 0 when all rows are taken. */
-static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
-    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, DECODE_CHUNK, memory_order_relaxed);
-    if (*lo >= t->n_out) return 0;
-    *hi = *lo + DECODE_CHUNK < t->n_out ? *lo + DECODE_CHUNK : t->n_out;
-    return 1;
-}
-
-static void encode_column(const mm_task *t, int64_t c) {
-    const float *x = (const float *)x86_row(t->x, c);
-    char *out = t->act + (size_t)c * t->act_stride;
-    switch (t->mt->act) {
-    case ACT_Q8_0: x86_quantize_q8_0(x, out, t->n_in); break;
-    case ACT_Q8_1: x86_quantize_q8_1(x, out, t->n_in); break;
-    case ACT_Q8_K: x86_quantize_q8_K(x, out, t->n_in); break;
-    case ACT_F16: x86_round_f16(x, (float *)out, t->n_in); break;
-    case ACT_BF16: x86_round_bf16(x, (float *)out, t->n_in); break;
-    default: memcpy(out, x, (size_t)t->n_in * sizeof(float)); break;
-    }
-}
-
-static void encode_worker(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    x86_split(t->n_cols, ith, nth, 1, &lo, &hi);
-    for (int64_t c = lo; c < hi; c++) encode_column(t, c);
-}
-
-static void mm_rows(const mm_task *t, int64_t lo, int64_t hi);
-
-static void mm_worker(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    if (t->n_cols == 1) {
-        while (next_chunk(t, &lo, &hi)) mm_rows(t, lo, hi);
-    } else {
-        x86_split(t->n_out, ith, nth, MR, &lo, &hi);
-        mm_rows(t, lo, hi);
-    }
-}
-
-/* Rows [lo, hi) times every column. */
-static void mm_rows(const mm_task *t, int64_t lo, int64_t hi) {
-    const dot_fn dot = t->mt->dot;
-    for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
-        const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
-        for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
-            const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
-            for (int64_t c = c0; c < c1; c += NC) {
-                const int nc = c1 - c < NC ? (int)(c1 - c) : NC;
-                const void *a[NC];
-                for (int k = 0; k < nc; k++) a[k] = t->act + (size_t)(c + k) * t->act_stride;
-                for (int64_t r = r0; r < r1; r += MR) {
-                    const int nr = r1 - r < MR ? (int)(r1 - r) : MR;
-                    const void *w[MR];
-                    float out[MR * NC];
-                    for (int j = 0; j < nr; j++) w[j] = x86_row(t->w, r + j);
-                    dot(t->n_in, w, nr, a, nc, out);
-                    for (int j = 0; j < nr; j++)
-                        for (int k = 0; k < nc; k++) t->dst[(c + k) * t->n_out + r + j] = out[j * NC + k];
-                }
-            }
-        }
-    }
-}
-
-static void gemv_rows(const mm_task *t, int64_t lo, int64_t hi) {
-    switch (t->gemv_type) {
-    case W_Q4_0:
-        for (int64_t r = lo; r < hi; r++) t->dst[r] = gemv_32(t->n_in, x86_row(t->w, r), &t->col, W_Q4_0);
-        break;
-    case W_Q5_0:
-        for (int64_t r = lo; r < hi; r++) t->dst[r] = gemv_32(t->n_in, x86_row(t->w, r), &t->col, W_Q5_0);
-        break;
-    default:
-        for (int64_t r = lo; r < hi; r++) t->dst[r] = gemv_32(t->n_in, x86_row(t->w, r), &t->col, W_Q8_0);
-        break;
-    }
-}
-
-static void gemv_worker(void *user, int ith, int nth) {
-    (void)ith, (void)nth;
-    const mm_task *t = user;
-    int64_t lo, hi;
-    while (next_chunk(t, &lo, &hi)) gemv_rows(t, lo, hi);
-}
-
-static void gemm_i8_worker(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    x86_split(t->n_out, ith, nth, 8, &lo, &hi);
-    if (lo >= hi) return;
-    void *buf = t->i8buf + (size_t)ith * t->i8buf_stride;
-    if (t->mt->act == ACT_Q8_K)
-        x86_gemm_k(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out, buf);
-    else
-        x86_gemm_i8(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out, buf);
-}
-
-/* Float weights, several columns: rows of each row block are widened to f32
- * once per column block into the thread's wconv slot (f32 weights are used
- * in place), then multiplied in FR x FC tiles. */
-static void mm_worker_float(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    x86_split(t->n_out, ith, nth, FR, &lo, &hi);
-    const int T = t->mt->type == TQ_TYPE_F16 ? WF_F16 : t->mt->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    float *wbuf = t->wconv + (size_t)ith * t->wconv_stride;
+static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
+                       int64_t n_cols, float *dst, int64_t n_out, void *buf) {
+    const int64_t n_in = w->ne[0];
+    const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
+    float *wbuf = buf;
     /* Each row block is widened once per column block, so the column block
      * is as wide as FLOAT_ACT_BYTES of f32 activations allow (they are then
      * re-read from L2 for every row block). */
-    int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(float) * t->n_in) / FC * FC;
+    int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(float) * n_in) / FC * FC;
     cb = cb < COL_BLOCK ? COL_BLOCK : cb > 4 * COL_BLOCK ? 4 * COL_BLOCK : cb;
-    for (int64_t c0 = 0; c0 < t->n_cols; c0 += cb) {
-        const int64_t c1 = c0 + cb < t->n_cols ? c0 + cb : t->n_cols;
+    for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
+        const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
         for (int64_t r0 = lo; r0 < hi; r0 += FR_BLOCK) {
             const int64_t r1 = r0 + FR_BLOCK < hi ? r0 + FR_BLOCK : hi;
             const float *wrow[FR_BLOCK];
             for (int64_t r = r0; r < r1; r++) {
-                const void *src = x86_row(t->w, r);
+                const void *src = cpu_row(w, r);
                 if (T == WF_F32) {
                     wrow[r - r0] = src;
                 } else {
-                    float *d = wbuf + (size_t)(r - r0) * (size_t)t->n_in;
-                    widen_row(src, t->n_in, d, T);
+                    float *d = wbuf + (size_t)(r - r0) * (size_t)n_in;
+                    widen_row(src, n_in, d, T);
                     wrow[r - r0] = d;
                 }
             }
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
                 const float *a[FC];
-                for (int k = 0; k < nc; k++) a[k] = (const float *)(t->act + (size_t)(c + k) * t->act_stride);
+                for (int k = 0; k < nc; k++) a[k] = (const float *)(const void *)(act + (size_t)(c + k) * act_stride);
                 for (int64_t r = r0; r < r1; r += FR) {
                     const int nr = r1 - r < FR ? (int)(r1 - r) : FR;
                     float out[FR * FC];
-                    tile_float_any(t->n_in, wrow + (r - r0), nr, a, nc, out);
+                    tile_float_any(n_in, wrow + (r - r0), nr, a, nc, out);
                     for (int j = 0; j < nr; j++)
-                        for (int k = 0; k < nc; k++) t->dst[(c + k) * t->n_out + r + j] = out[j * FC + k];
+                        for (int k = 0; k < nc; k++) dst[(c + k) * n_out + r + j] = out[j * FC + k];
                 }
             }
         }
     }
 }
 
-tq_status x86_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
-    const tq_host *host = dev->st->host;
-    mm_task t;
-    t.w = dst->src[0];
-    t.x = dst->src[1];
-    t.mt = mm_type_of(t.w->type);
-    t.n_in = t.w->ne[0];
-    t.n_out = t.w->ne[1];
-    t.n_cols = x86_nrows(t.x);
-    t.dst = dst->data;
-    t.act_stride = act_bytes(t.mt->act, t.n_in);
-    /* Widening pays off once a row block is used against a few columns;
-     * decoding keeps the GEMV kernels, which convert as they go. */
-    const int float_tiles = (t.mt->act == ACT_F32 || t.mt->act == ACT_F16 || t.mt->act == ACT_BF16) &&
-                            t.n_cols >= FC && host->n_threads > 0;
-    const tq_type wt = t.w->type;
-    t.gemv_type = t.n_cols != 1 ? -1 : wt == TQ_TYPE_Q4_0 ? W_Q4_0 : wt == TQ_TYPE_Q5_0 ? W_Q5_0
-                : wt == TQ_TYPE_Q8_0 ? W_Q8_0 : -1;
-    const size_t act_total = (t.act_stride * (size_t)t.n_cols + 63) / 64 * 64;
-    t.wconv_stride = float_tiles ? (size_t)FR_BLOCK * (size_t)t.n_in : 0;
-    /* Row-interleaved tiles pay for their unpacking from a few dozen columns. */
-    const int kq = wt == TQ_TYPE_Q4_K || wt == TQ_TYPE_Q5_K;
-    const int i8 = t.n_cols >= I8_MIN_COLS && (x86_gemm_i8_supported(wt) || kq) && host->n_threads > 0;
-    t.i8buf_stride = !i8 ? 0 : ((kq ? x86_gemm_k_buf_bytes(t.n_in) : x86_gemm_i8_buf_bytes(t.n_in)) + 63) / 64 * 64;
-    const size_t extra = t.gemv_type >= 0 ? gemv_col_bytes(t.n_in)
-                       : i8 ? t.i8buf_stride * (size_t)host->n_threads
-                            : t.wconv_stride * sizeof(float) * (size_t)(float_tiles ? host->n_threads : 0);
-    char *scratch = x86_scratch(dev, act_total + extra);
-    t.act = scratch;
-    t.wconv = scratch ? (float *)(void *)(scratch + act_total) : NULL;
-    if (!t.act)
-        return x86_error(err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
-                         (long long)t.n_cols);
-    /* One column is cheaper to encode here than to hand to the pool. */
-    atomic_llong next_row;
-    atomic_init(&next_row, 0);
-    t.next_row = &next_row;
-    if (t.n_cols == 1)
-        encode_column(&t, 0);
-    else
-        host->parallel_for(encode_worker, &t);
-    if (t.gemv_type >= 0) {
-        gemv_col_init(&t.col, scratch + act_total, t.act, t.n_in);
-        host->parallel_for(gemv_worker, &t);
-    } else if (i8) {
-        t.i8buf = scratch + act_total;
-        host->parallel_for(gemm_i8_worker, &t);
-    } else {
-        host->parallel_for(float_tiles ? mm_worker_float : mm_worker, &t);
-    }
-    return TQ_OK;
-}
+/* Prefill: float tiles pay off once a widened row block meets a few
+ * columns; the row-interleaved integer tiles (groups of 8 rows) pay for
+ * their unpacking from I8_MIN_COLS columns on. */
+const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
+    {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_BF16, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_Q4_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
+    {TQ_TYPE_Q5_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
+    {TQ_TYPE_Q8_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
+    {TQ_TYPE_Q4_K, I8_MIN_COLS, 8, x86_gemm_k_buf_bytes, x86_gemm_k},
+    {TQ_TYPE_Q5_K, I8_MIN_COLS, 8, x86_gemm_k_buf_bytes, x86_gemm_k},
+};

@@ -1,5 +1,5 @@
 /* x86_quant.c — the activation encoders of the matmul: f32 columns to q8_0,
- * q8_1 and q8_K blocks, and f32 rounded through f16 / bf16.
+ * q8_1 and q8_K blocks, and f32 rounded through f16 (bf16: cpu_round_bf16).
  *
  * These must produce exactly the bytes of the core's scalar encoders
  * (core/src/tq_quants.c, tq_quants_k.c), which follow ggml's
@@ -15,7 +15,6 @@
  * Every product is the same single float multiply as in the scalar code and
  * the reductions are max / integer sums, which do not depend on order, so
  * the results are identical. tests/test_backend_conformance.c checks it. */
-#include "x86_blocks.h"
 #include "x86_internal.h"
 
 #include <math.h>
@@ -65,13 +64,13 @@ X86_INLINE float q8_block(const float *x, int8_t *qs, int *sum) {
 }
 
 void x86_quantize_q8_0(const float *x, void *y, int64_t n) {
-    x86_block_q8_0 *b = y;
-    for (int64_t i = 0; i < n / X86_QK; i++, x += X86_QK) b[i].d = x86_f32_to_f16(q8_block(x, b[i].qs, NULL));
+    cpu_block_q8_0 *b = y;
+    for (int64_t i = 0; i < n / CPU_QK; i++, x += CPU_QK) b[i].d = x86_f32_to_f16(q8_block(x, b[i].qs, NULL));
 }
 
 void x86_quantize_q8_1(const float *x, void *y, int64_t n) {
-    x86_block_q8_1 *b = y;
-    for (int64_t i = 0; i < n / X86_QK; i++, x += X86_QK) {
+    cpu_block_q8_1 *b = y;
+    for (int64_t i = 0; i < n / CPU_QK; i++, x += CPU_QK) {
         int sum;
         const float d = q8_block(x, b[i].qs, &sum);
         b[i].d = x86_f32_to_f16(d);
@@ -80,9 +79,9 @@ void x86_quantize_q8_1(const float *x, void *y, int64_t n) {
 }
 
 void x86_quantize_q8_K(const float *x, void *y, int64_t n) {
-    x86_block_q8_K *b = y;
+    cpu_block_q8_K *b = y;
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n / X86_QK_K; i++, x += X86_QK_K) {
+    for (int64_t i = 0; i < n / CPU_QK_K; i++, x += CPU_QK_K) {
         const float amax = absmax(x, 32);
         if (amax == 0.0f) {
             memset(&b[i], 0, sizeof b[i]);
@@ -117,22 +116,10 @@ void x86_quantize_q8_K(const float *x, void *y, int64_t n) {
     }
 }
 
-void x86_round_f16(const float *x, float *y, int64_t n) {
+void x86_round_f16(const float *x, void *out, int64_t n) {
+    float *y = out;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
     for (; i < n; i++) y[i] = x86_f16_to_f32(x86_f32_to_f16(x[i]));
-}
-
-/* As the core's tq_f32_to_bf16: round to nearest even, NaN kept quiet. */
-void x86_round_bf16(const float *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        if ((u & 0x7fffffff) > 0x7f800000)
-            u = (u & 0xffff0000u) | 0x00400000u;
-        else
-            u = (u + (0x7fffu + ((u >> 16) & 1))) & 0xffff0000u;
-        memcpy(&y[i], &u, sizeof u);
-    }
 }

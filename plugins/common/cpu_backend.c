@@ -67,6 +67,14 @@ tq_status cpu_backend_init(const tq_host *host, const cpu_kernels *k, void **sta
     if (k->mm_rows < 1 || k->mm_rows > CPU_MM_MAX_ROWS || k->mm_cols < 1 || k->mm_cols > CPU_MM_MAX_COLS)
         return state_error(&tmp, err, TQ_ERR_INVALID, "dot tiles of %d x %d exceed %d x %d", k->mm_rows,
                            k->mm_cols, CPU_MM_MAX_ROWS, CPU_MM_MAX_COLS);
+    for (int32_t i = 0; i < k->n_gemms; i++)
+        if (!k->gemms[i].run || k->gemms[i].min_cols < 2 || k->gemms[i].row_align < 1 ||
+            !cpu_mm_type_of(k, k->gemms[i].type))
+            return state_error(&tmp, err, TQ_ERR_INVALID, "gemm entry %d is incomplete", (int)i);
+    for (int32_t i = 0; i < k->n_gemvs; i++)
+        if (!k->gemvs[i].col_bytes || !k->gemvs[i].prepare || !k->gemvs[i].rows ||
+            !cpu_mm_type_of(k, k->gemvs[i].type))
+            return state_error(&tmp, err, TQ_ERR_INVALID, "gemv entry %d is incomplete", (int)i);
     cpu_state *st = calloc(1, sizeof *st);
     if (!st) return state_error(&tmp, err, TQ_ERR_NOMEM, "out of memory");
     st->host = host;

@@ -1,6 +1,6 @@
 /* cpu_backend.h — the parts of a CPU backend plugin that do not depend on
  * its instruction set, compiled into each one (plugins never link the core;
- * today backend-neon, and the x86 backend can move onto it).
+ * backend-x86 and backend-neon).
  *
  * A CPU backend is host memory and one device, so devices, buffers,
  * supports() (shapes and layouts), the dispatch of graph_compute, the
@@ -9,7 +9,8 @@
  * rope, add, mul, scale, silu, swiglu, view_rows, get_rows) are the same for
  * every ISA but for a few inner loops. A plugin supplies a cpu_kernels
  * table: its matmul dot products and activation encoders and those inner
- * loops, and builds its tq_backend_iface with CPU_BACKEND_IFACE.
+ * loops (and, optionally, whole-node GEMM / GEMV kernels for some weight
+ * types), and builds its tq_backend_iface with CPU_BACKEND_IFACE.
  *
  * Results: the shared code adds no rounding of its own beyond the ref
  * backend's (same float operations in the same order, one rounding each;
@@ -92,12 +93,62 @@ typedef struct cpu_mm_type {
     cpu_dot_fn dot;
 } cpu_mm_type;
 
+/* Every weight type of cpu_caps' MUL_MAT row with its block size and
+ * activation format (those of ggml's vec_dot, whatever the ISA), for a
+ * plugin whose dot functions are named p_f32, p_f16, p_bf16, p_q4_0 ..
+ * p_q6_K: `const cpu_mm_type t[CPU_N_MM_TYPES] = CPU_MM_TYPES(dot);`. */
+#define CPU_N_MM_TYPES 13
+#define CPU_MM_TYPES(p)                                                                        \
+    {                                                                                          \
+        {TQ_TYPE_F32, 1, CPU_ACT_F32, p##_f32},      {TQ_TYPE_F16, 1, CPU_ACT_F16, p##_f16},   \
+        {TQ_TYPE_BF16, 1, CPU_ACT_BF16, p##_bf16},   {TQ_TYPE_Q4_0, 32, CPU_ACT_Q8_0, p##_q4_0}, \
+        {TQ_TYPE_Q4_1, 32, CPU_ACT_Q8_1, p##_q4_1},  {TQ_TYPE_Q5_0, 32, CPU_ACT_Q8_0, p##_q5_0}, \
+        {TQ_TYPE_Q5_1, 32, CPU_ACT_Q8_1, p##_q5_1},  {TQ_TYPE_Q8_0, 32, CPU_ACT_Q8_0, p##_q8_0}, \
+        {TQ_TYPE_Q2_K, 256, CPU_ACT_Q8_K, p##_q2_K}, {TQ_TYPE_Q3_K, 256, CPU_ACT_Q8_K, p##_q3_K}, \
+        {TQ_TYPE_Q4_K, 256, CPU_ACT_Q8_K, p##_q4_K}, {TQ_TYPE_Q5_K, 256, CPU_ACT_Q8_K, p##_q5_K}, \
+        {TQ_TYPE_Q6_K, 256, CPU_ACT_Q8_K, p##_q6_K},                                           \
+    }
+
+/* An optional MUL_MAT path for one weight type that replaces the dot tiles
+ * from min_cols activation columns on (prefill kernels that repack or widen
+ * a group of weight rows once for many columns). The driver encodes the
+ * columns as for the dot tiles, splits the output rows over the pool in
+ * multiples of row_align and gives each thread buf_bytes(n_in) bytes of its
+ * own (64-byte aligned; buf_bytes may be NULL: none). run computes rows
+ * [lo, hi) of w times n_cols encoded columns (act, act_stride bytes apart)
+ * into dst, n_out floats per column. [worker, on its own rows] */
+typedef struct cpu_mm_gemm {
+    tq_type type;
+    int32_t min_cols;
+    int32_t row_align;
+    size_t (*buf_bytes)(int64_t n_in);
+    void (*run)(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
+                int64_t n_cols, float *dst, int64_t n_out, void *buf);
+} cpu_mm_gemm;
+
+/* An optional decode path (one activation column) for one weight type: the
+ * driver encodes the column, prepare turns it once per node into
+ * col_bytes(n_in) bytes of whatever the row kernel wants (on the calling
+ * thread; 64-byte aligned), then the pool hands out chunks of rows to
+ * rows(), which writes dst[lo..hi). [prepare: main; rows: worker] */
+typedef struct cpu_mm_gemv {
+    tq_type type;
+    size_t (*col_bytes)(int64_t n_in);
+    void (*prepare)(void *col, const void *act, int64_t n_in);
+    void (*rows)(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst);
+} cpu_mm_gemv;
+
 typedef struct cpu_kernels {
     const char *name;        /* backend name: prefix of error messages  */
     const char *device_name; /* tq_device_info.name                     */
     const cpu_mm_type *mm_types;
     int32_t n_mm_types;
     int32_t mm_rows, mm_cols; /* what the dot functions take at most    */
+    /* Optional: whole-node paths by weight type (NULL / 0: none). */
+    const cpu_mm_gemm *gemms;
+    int32_t n_gemms;
+    const cpu_mm_gemv *gemvs;
+    int32_t n_gemvs;
     /* Column encoders by cpu_act (CPU_ACT_F32 and CPU_ACT_BF16 may be
      * NULL: a copy, cpu_round_bf16). Bit-identical to the core's. */
     cpu_encode_fn encode[CPU_ACT_COUNT];
@@ -115,7 +166,19 @@ typedef struct cpu_kernels {
     int32_t att_head_align;
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float p, const float *x, int64_t n);
+    /* Optional (NULL: the driver loops over dot / axpy), and bit-identical
+     * to those loops: out[k] = dot(q[k], row, n) for nq (1..CPU_ATT_DOTS)
+     * query vectors, sharing the row's loads; */
+    void (*att_dots)(const float *row, const float *const *q, int nq, int64_t n, float *out);
+    /* out[0..n) = the sum over keys j < n_keys of p[j] * V_j, each lane
+     * accumulated from 0 in key order as axpy does, where V_j is the row of
+     * n f16 or f32 (type) values at v + j * stride bytes. */
+    void (*att_vsum)(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys,
+                     int64_t n, float *out);
 } cpu_kernels;
+
+/* The most query vectors one att_dots call takes. */
+#define CPU_ATT_DOTS 8
 
 /* The device: the host table, the plugin's kernels and per-call working
  * memory. Every CPU backend built on this file shares the definition. */

@@ -9,23 +9,64 @@
  * blocks of COL_BLOCK (whose encoded activations stay in L2), and each dot
  * call multiplies up to mm_rows weight rows with up to mm_cols columns, so
  * a weight block is loaded and unpacked once per mm_cols columns. Decoding
- * (t = 1) is the same loop with one column: a GEMV split over rows. */
+ * (t = 1) is the same loop with one column: a GEMV over rows, which
+ * threads take in chunks from a shared counter.
+ *
+ * A plugin may replace the dot tiles for a weight type (cpu_kernels.gemms,
+ * .gemvs): from a number of columns on by a GEMM over its own row range
+ * (row-interleaved or widened weight tiles), and for one column by a GEMV
+ * whose per-node preparation of the column runs once here. Neither changes
+ * how the columns are encoded. */
+#include <stdatomic.h>
+
 #include "cpu_backend.h"
 #include "cpu_blocks.h"
 
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
 
+/* Decoding hands out rows in chunks of DECODE_CHUNK from a shared counter
+ * rather than in one equal share per thread: on a machine where the other
+ * thread's core is busy for a while (a VM, a laptop), the free one takes
+ * more chunks instead of waiting at the end of the node. Chunks are long
+ * enough (tens of KB of weights) for the hardware prefetcher to stream. */
+#define DECODE_CHUNK 64 /* a multiple of every mm_rows */
+
 typedef struct mm_task {
     const tq_tensor *w, *x;
     const cpu_mm_type *mt;
-    cpu_encode_fn encode; /* NULL: copy */
-    int mr, nc;           /* rows and columns per dot call */
-    char *act;            /* encoded columns               */
+    const cpu_mm_gemm *gemm; /* the plugin's prefill path, or NULL */
+    const cpu_mm_gemv *gemv; /* the plugin's decode path, or NULL  */
+    cpu_encode_fn encode;    /* NULL: copy */
+    int mr, nc;              /* rows and columns per dot call */
+    char *act;               /* encoded columns               */
     size_t act_stride;
+    char *work;              /* gemm: per-thread buffers; gemv: the prepared column */
+    size_t work_stride;
     float *dst;
     int64_t n_in, n_out, n_cols;
+    atomic_llong *next_row;  /* decoding: the next chunk of rows to take */
 } mm_task;
+
+static const cpu_mm_gemm *gemm_of(const cpu_kernels *k, tq_type t, int64_t n_cols) {
+    for (int32_t i = 0; i < k->n_gemms; i++)
+        if (k->gemms[i].type == t && n_cols >= k->gemms[i].min_cols) return &k->gemms[i];
+    return NULL;
+}
+
+static const cpu_mm_gemv *gemv_of(const cpu_kernels *k, tq_type t) {
+    for (int32_t i = 0; i < k->n_gemvs; i++)
+        if (k->gemvs[i].type == t) return &k->gemvs[i];
+    return NULL;
+}
+
+/* [*lo, *hi) of the next chunk of decode rows; 0 when all are taken. */
+static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
+    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, DECODE_CHUNK, memory_order_relaxed);
+    if (*lo >= t->n_out) return 0;
+    *hi = *lo + DECODE_CHUNK < t->n_out ? *lo + DECODE_CHUNK : t->n_out;
+    return 1;
+}
 
 /* Bytes of one encoded activation column, padded to a cache line. */
 static size_t act_bytes(cpu_act act, int64_t n) {
@@ -55,10 +96,8 @@ static void encode_worker(void *user, int ith, int nth) {
     for (int64_t c = lo; c < hi; c++) encode_column(t, c);
 }
 
-static void mm_worker(void *user, int ith, int nth) {
-    const mm_task *t = user;
-    int64_t lo, hi;
-    cpu_split(t->n_out, ith, nth, t->mr, &lo, &hi);
+/* Rows [lo, hi) times every column, in dot tiles. */
+static void mm_rows(const mm_task *t, int64_t lo, int64_t hi) {
     const cpu_dot_fn dot = t->mt->dot;
     for (int64_t c0 = 0; c0 < t->n_cols; c0 += COL_BLOCK) {
         const int64_t c1 = c0 + COL_BLOCK < t->n_cols ? c0 + COL_BLOCK : t->n_cols;
@@ -83,6 +122,33 @@ static void mm_worker(void *user, int ith, int nth) {
     }
 }
 
+static void mm_worker(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    if (t->n_cols == 1) {
+        while (next_chunk(t, &lo, &hi)) mm_rows(t, lo, hi);
+    } else {
+        cpu_split(t->n_out, ith, nth, t->mr, &lo, &hi);
+        mm_rows(t, lo, hi);
+    }
+}
+
+static void gemv_worker(void *user, int ith, int nth) {
+    (void)ith, (void)nth;
+    const mm_task *t = user;
+    int64_t lo, hi;
+    while (next_chunk(t, &lo, &hi)) t->gemv->rows(t->w, lo, hi, t->work, t->dst);
+}
+
+static void gemm_worker(void *user, int ith, int nth) {
+    const mm_task *t = user;
+    int64_t lo, hi;
+    cpu_split(t->n_out, ith, nth, t->gemm->row_align, &lo, &hi);
+    if (lo < hi)
+        t->gemm->run(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out,
+                     t->work + (size_t)ith * t->work_stride);
+}
+
 tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     const cpu_kernels *k = dev->k;
     mm_task t;
@@ -100,15 +166,35 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.n_cols = cpu_nrows(t.x);
     t.dst = dst->data;
     t.act_stride = act_bytes(t.mt->act, t.n_in);
-    t.act = cpu_scratch(dev, t.act_stride * (size_t)t.n_cols);
+    t.gemv = t.n_cols == 1 ? gemv_of(k, t.w->type) : NULL;
+    t.gemm = t.n_cols > 1 && dev->host->n_threads > 0 ? gemm_of(k, t.w->type, t.n_cols) : NULL;
+    t.work_stride = 0;
+    size_t work_bytes = 0;
+    if (t.gemv) {
+        work_bytes = t.gemv->col_bytes(t.n_in);
+    } else if (t.gemm && t.gemm->buf_bytes) {
+        t.work_stride = (t.gemm->buf_bytes(t.n_in) + 63) / 64 * 64;
+        work_bytes = t.work_stride * (size_t)dev->host->n_threads;
+    }
+    const size_t act_total = t.act_stride * (size_t)t.n_cols; /* a multiple of 64 */
+    t.act = cpu_scratch(dev, act_total + work_bytes);
     if (!t.act)
         return cpu_error(dev, err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
                          (long long)t.n_cols);
+    t.work = t.act + act_total;
+    atomic_llong next_row;
+    atomic_init(&next_row, 0);
+    t.next_row = &next_row;
     /* One column is cheaper to encode here than to hand to the pool. */
     if (t.n_cols == 1)
         encode_column(&t, 0);
     else
         dev->host->parallel_for(encode_worker, &t);
-    dev->host->parallel_for(mm_worker, &t);
+    if (t.gemv) {
+        t.gemv->prepare(t.work, t.act, t.n_in);
+        dev->host->parallel_for(gemv_worker, &t);
+    } else {
+        dev->host->parallel_for(t.gemm ? gemm_worker : mm_worker, &t);
+    }
     return TQ_OK;
 }

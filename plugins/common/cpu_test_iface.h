@@ -3,8 +3,7 @@
  * the test can compare their output bytes with the core's scalar ones, and
  * the name of the variant that was loaded. Fetched with
  * get_interface(state, CPU_TEST_IFACE); not part of the plugin ABI and never
- * used by the runtime. (backend-x86 serves the same struct under its older
- * id "org.tqrun.backend.x86.test/1", x86_test_iface.h.) */
+ * used by the runtime. */
 #ifndef CPU_TEST_IFACE_H
 #define CPU_TEST_IFACE_H
 
