@@ -230,8 +230,9 @@ typedef struct rt_stats {
 } rt_stats;
 
 /* n random unit vectors through encode/decode; slope of <y,x~> on <y,x>
- * for Gaussian y (regression through 0: both have mean 0). */
-static rt_stats round_trip(const char *fmt, int d, int n) {
+ * for Gaussian y (regression through 0: both have mean 0). chan: per-
+ * channel standard deviations before normalizing (NULL: all equal). */
+static rt_stats round_trip_w(const char *fmt, int d, int n, const double *chan) {
     turbo_codec c;
     char why[200];
     ck_assert_msg(turbo_codec_init(&c, fmt, d, why, sizeof why) == 0, "%s", why);
@@ -242,6 +243,14 @@ static rt_stats round_trip(const char *fmt, int d, int n) {
     double se = 0, sab = 0, saa = 0;
     for (int r = 0; r < n; r++) {
         random_unit(x, d);
+        if (chan) {
+            double n2 = 0;
+            for (int i = 0; i < d; i++) {
+                x[i] *= (float)chan[i];
+                n2 += (double)x[i] * x[i];
+            }
+            for (int i = 0; i < d; i++) x[i] /= (float)sqrt(n2);
+        }
         turbo_encode_row(&c, sign, x, row, work);
         turbo_decode_row(&c, sign, row, xr);
         double a = 0, b = 0;
@@ -257,6 +266,8 @@ static rt_stats round_trip(const char *fmt, int d, int n) {
     }
     return (rt_stats){se / n, sab / saa};
 }
+
+static rt_stats round_trip(const char *fmt, int d, int n) { return round_trip_w(fmt, d, n, NULL); }
 
 START_TEST(mse_and_slope_d128) {
     static const double target[5] = {0, 0, 0.116, 0.0340, 0.00931}; /* spec §6.5 gate 2 */
@@ -287,6 +298,33 @@ START_TEST(mse_other_dims) {
                    s.mse, 100 * (s.mse / target[b] - 1), s.slope);
             ck_assert_msg(fabs(s.mse / target[b] - 1) <= 0.10, "d=%d %s MSE %.5f", dims[k], fmt, s.mse);
         }
+}
+END_TEST
+
+/* Head dims of several Hadamard blocks (80 = 64 + 16, 96 = 64 + 32) with
+ * the energy in one contiguous channel range, as RoPE's frequency bands
+ * give keys: the rotation's channel interleave keeps every block's energy
+ * per coordinate even, so the MSE stays at the isotropic numbers. With
+ * contiguous blocks (no interleave) a loud last third gave 1.7x (d = 80,
+ * tq2) to 3.5x (d = 96, tq4: 0.0307) the isotropic MSE. */
+START_TEST(mse_skewed_channels) {
+    static const double target[5] = {0, 0, 0.116, 0.0340, 0.00931};
+    static const int sdims[] = {80, 96};
+    double chan[TURBO_MAX_DIM];
+    for (int k = 0; k < 2; k++) {
+        const int d = sdims[k];
+        for (int lo = 0; lo < 2; lo++) {
+            for (int i = 0; i < d; i++) chan[i] = (lo ? i < d / 3 : i >= d - d / 3) ? 4.0 : 0.5;
+            for (int b = 2; b <= 4; b++) {
+                char fmt[8];
+                snprintf(fmt, sizeof fmt, "tq%d", b);
+                const rt_stats s = round_trip_w(fmt, d, 20000, chan);
+                printf("d=%d %s, loud %s third: MSE %.5f (%+.1f%% of the d=128 target)\n", d, fmt,
+                       lo ? "first" : "last", s.mse, 100 * (s.mse / target[b] - 1));
+                ck_assert_msg(fabs(s.mse / target[b] - 1) <= 0.10, "d=%d %s MSE %.5f", d, fmt, s.mse);
+            }
+        }
+    }
 }
 END_TEST
 
@@ -520,9 +558,13 @@ START_TEST(kernels_match_scalar) {
         const char *name;
         const turbo_kernels *(*get)(int32_t bits);
         uint64_t needs;
-    } variants[] = {{"avx2", turbo_kernels_avx2, avx2}, {"avx512vnni", turbo_kernels_avx512, avx512}};
-    int n_tested = 0;
-    for (int v = 0; v < (int)(sizeof variants / sizeof variants[0]); v++) {
+    } variants[] = {{"avx2", turbo_kernels_avx2, avx2},
+                    {"avx512vnni", turbo_kernels_avx512, avx512},
+                    {"neon", turbo_kernels_neon, TQ_CPU_NEON},
+                    {"neon-dotprod", turbo_kernels_neon_dotprod, TQ_CPU_NEON | TQ_CPU_DOTPROD}};
+    enum { NV = (int)(sizeof variants / sizeof variants[0]) };
+    int n_tested = 0, tested[NV] = {0};
+    for (int v = 0; v < NV; v++) {
         if (!variants[v].get(4)) {
             printf("%s kernels: not in this build\n", variants[v].name);
             continue;
@@ -536,18 +578,29 @@ START_TEST(kernels_match_scalar) {
             check_kernels(variants[v].get(b), b);
         }
         printf("%s kernels: bit-identical to scalar (tq2, tq3, tq4)\n", variants[v].name);
+        tested[v] = 1;
         n_tested++;
     }
+    /* $TQ_TEST_EXPECT_KERNELS (set by the emulated runs, one per CPU
+     * model): that variant must be the one selected, so a wrong CPU
+     * detection fails the run instead of testing a lesser variant. */
+    const char *expect = getenv("TQ_TEST_EXPECT_KERNELS");
     for (int b = 2; b <= 4; b++) {
         const turbo_kernels *sel = turbo_kernels_select(b, feats);
         printf("tq%d kernels selected: %s\n", b, sel->name);
-        check_kernels(sel, b);
+        if (expect && *expect) ck_assert_str_eq(sel->name, expect);
+        int seen = 0; /* checked above already (slow under emulation) */
+        for (int v = 0; v < NV; v++) seen |= tested[v] && sel == variants[v].get(b);
+        if (!seen) check_kernels(sel, b);
     }
 #if defined(__x86_64__) && defined(TURBO_HAVE_AVX2)
     /* a build with AVX2 kernels on an AVX2 CPU must have tested them */
     if ((feats & avx2) == avx2) ck_assert_int_ge(n_tested, 1);
 #endif
-    (void)n_tested;
+#if defined(__aarch64__) && defined(TURBO_HAVE_NEON)
+    /* every aarch64 CPU has Advanced SIMD: the NEON kernels are tested */
+    ck_assert_int_ge(n_tested, 1);
+#endif
 }
 END_TEST
 
@@ -586,6 +639,19 @@ static tq_kv_cache *new_cache(const char *kt, const char *vt, int L, int H, int 
     tq_error err = {0};
     ck_assert_msg(fx.kv->create(fx.state, &p, &c, &err) == TQ_OK, "%s/%s d=%d: %s", kt, vt, d,
                   err.message);
+    return c;
+}
+
+/* A one-layer cache (window off, 2 threads) with [plugin.turbo] `flag` on
+ * or off, holding the n positions of k and v appended as one batch. */
+static tq_kv_cache *flagged_cache(const char *flag, int on, int center, const char *kt,
+                                  const char *vt, int H, int d, int n, int sinks, const float *k,
+                                  const float *v) {
+    start_host(sinks, 0, center, 2);
+    tq_config_set(fx.cfg, "plugin.turbo", flag, on ? "true" : "false");
+    tq_kv_cache *c = new_cache(kt, vt, 1, H, d, n);
+    tq_error err = {0};
+    ck_assert(fx.kv->append(c, 0, 0, n, k, v, &err) == TQ_OK);
     return c;
 }
 
@@ -752,7 +818,9 @@ static double attention_case_n(const char *kt, const char *vt, int d, int window
     float *dk = malloc(sizeof *dk * (size_t)n * H * d), *dv = malloc(sizeof *dv * (size_t)n * H * d);
 
     /* the cache under test, and a window-free twin whose codes are the same
-     * (same seed, same calibration chunk) for the reference */
+     * (same seed, same calibration chunk, same queries: the K balance is
+     * set from them) for the reference */
+    float *twin_out = malloc(sizeof *twin_out * (size_t)n * NH * d);
     start_host(sinks, 0, 1, 3);
     tq_kv_cache *twin = new_cache(kt, vt, L, H, d, n);
     start_host(sinks, window, 1, 3);
@@ -767,6 +835,7 @@ static double attention_case_n(const char *kt, const char *vt, int d, int window
             ck_assert(fx.kv->append(twin, layer, pos0, nt, k + off, v + off, &err) == TQ_OK);
             ck_assert(fx.kv->append(c, layer, pos0, nt, k + off, v + off, &err) == TQ_OK);
             const float *qq = q + (size_t)pos0 * NH * d;
+            ck_assert(fx.kv->attention(twin, layer, qq, NH, nt, pos0, scale, twin_out, &err) == TQ_OK);
             ck_assert_msg(fx.kv->attention(c, layer, qq, NH, nt, pos0, scale, out, &err) == TQ_OK,
                           "%s", err.message);
             ck_assert(fx.kv->read(twin, layer, 0, pos0 + nt, dk, dv, &err) == TQ_OK);
@@ -779,7 +848,7 @@ static double attention_case_n(const char *kt, const char *vt, int d, int window
     }
     fx.kv->destroy(c);
     fx.kv->destroy(twin);
-    free(k), free(v), free(bias), free(q), free(out), free(ref), free(dk), free(dv);
+    free(k), free(v), free(bias), free(q), free(out), free(ref), free(dk), free(dv), free(twin_out);
     return worst;
 }
 
@@ -840,11 +909,8 @@ START_TEST(v_projection) {
         }
     double mse[2];
     for (int proj = 0; proj < 2; proj++) {
-        start_host(sinks, 0, 1, 2);
-        tq_config_set(fx.cfg, "plugin.turbo", "v_project", proj ? "true" : "false");
-        tq_kv_cache *c = new_cache("tq4", "tq2", 1, H, d, n);
+        tq_kv_cache *c = flagged_cache("v_project", proj, 1, "tq4", "tq2", H, d, n, sinks, k, v);
         tq_error err = {0};
-        ck_assert(fx.kv->append(c, 0, 0, n, k, v, &err) == TQ_OK);
         ck_assert(fx.kv->read(c, 0, 0, n, rk, rv, &err) == TQ_OK);
         double e = 0, r = 0;
         for (int h = 0; h < H; h++)
@@ -887,10 +953,11 @@ static int vproj_dims(int bits_v, int d) {
 }
 
 /* bytes_used from the format definitions (turbo_codec.h, turbo_cache.h).
- * vproj_used: the sequence's first batch held >= 2 d values past the
- * sinks, so every layer keeps its projection basis. */
+ * calib_used: the sequence's first batch held >= 2 d positions past the
+ * sinks and was attended, so every layer keeps its projection basis and
+ * its K balance scales. */
 static uint64_t expected_bytes(int bits_k, int bits_v, int L, int H, int d, int n, int sinks,
-                               int window, int center, int vproj_used) {
+                               int window, int center, int calib_used) {
     const int bits[2] = {bits_k, bits_v};
     const int r = vproj_dims(bits_v, d);
     uint64_t total = 0;
@@ -907,9 +974,13 @@ static uint64_t expected_bytes(int bits_k, int bits_v, int L, int H, int d, int 
         const uint64_t blocks = n > sinks ? (uint64_t)((n + B - 1) / B - sinks / B) : 0;
         total += (uint64_t)L * H * d * 2 * blocks + (uint64_t)L * 4; /* f16 means, counters */
     }
+    if (bits_k <= 4) { /* K balance: per-layer mode, f32 scales once set */
+        total += (uint64_t)L;
+        if (calib_used) total += (uint64_t)L * H * d * 4;
+    }
     if (r) {
         total += (uint64_t)L * r * 4 + (uint64_t)L; /* signs of the r dims, per-layer mode */
-        if (vproj_used) total += (uint64_t)L * H * r * d * 2;   /* f16 bases */
+        if (calib_used) total += (uint64_t)L * H * r * (d * 2 + 4); /* f16 bases, f32 unscales */
     }
     return total;
 }
@@ -964,6 +1035,66 @@ START_TEST(k_block_means) {
     ck_assert(ratio[1][1] < 2.5 && ratio[1][1] < 0.7 * ratio[0][1]);
     ck_assert(ratio[0][0] > 3.0 && ratio[0][1] > 3.0);
     free(k), free(v), free(rk), free(rv), free(bias);
+}
+END_TEST
+
+/* K balance: keys loud where queries are quiet and the reverse (channel
+ * rms 4 and 1/4 in the two halves, swapped for the queries). The plain
+ * codes spread their error evenly over the channels, where the queries'
+ * loud half weighs it 16x; the balanced codes (k a, q / a with a^2 = rms
+ * q / rms k, set from the first batch's queries) cut the score error to
+ * the predicted (sum_i rms q_i rms k_i)^2 / (sum q_i^2 sum k_i^2), and
+ * the compressed-domain attention still equals dequantize-then-attend. */
+START_TEST(k_balance) {
+    for (int window = 0; window <= 16; window += 16) {
+        int checked = 0;
+        const double e = attention_case_n("tq4", "tq4", 128, window, 136, &checked);
+        printf("balanced K tq4/tq4 d=128 window %d: rel L2 vs dequantize-then-attend %.5f\n", window, e);
+        ck_assert_msg(e <= 0.01, "window %d: rel L2 %.5f", window, e);
+    }
+    const int H = 1, NH = 2, d = 128, n = 256, sinks = 4;
+    float *k = malloc(sizeof *k * (size_t)n * H * d), *v = malloc(sizeof *v * (size_t)n * H * d);
+    float *q = malloc(sizeof *q * (size_t)n * NH * d), *out = malloc(sizeof *out * (size_t)n * NH * d);
+    float *rk = malloc(sizeof *rk * (size_t)n * H * d), *rv = malloc(sizeof *rv * (size_t)n * H * d);
+    float *bias = calloc((size_t)H * d, sizeof *bias);
+    fill_kv(k, v, n, H, d, bias);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < d; i++) {
+            k[(size_t)t * d + i] *= i < d / 2 ? 4.0f : 0.25f;
+            for (int g = 0; g < NH; g++) q[((size_t)t * NH + g) * d + i] = (float)t_normal() * (i < d / 2 ? 0.25f : 4.0f);
+        }
+    /* the prediction, from the data's channel energies */
+    double qq[128] = {0}, kk[128] = {0}, sq = 0, sk = 0, sx = 0;
+    for (int t = sinks; t < n; t++)
+        for (int i = 0; i < d; i++) {
+            kk[i] += (double)k[(size_t)t * d + i] * k[(size_t)t * d + i];
+            for (int g = 0; g < NH; g++) qq[i] += (double)q[((size_t)t * NH + g) * d + i] * q[((size_t)t * NH + g) * d + i];
+        }
+    for (int i = 0; i < d; i++) sq += qq[i], sk += kk[i], sx += sqrt(qq[i] * kk[i]);
+    const double predicted = sx * sx / (sq * sk);
+    double err2[2];
+    for (int bal = 0; bal < 2; bal++) {
+        tq_kv_cache *c = flagged_cache("k_balance", bal, 0, "tq4", "tq4", H, d, n, sinks, k, v);
+        tq_error err = {0};
+        ck_assert(fx.kv->attention(c, 0, q, NH, n, 0, 1.0f, out, &err) == TQ_OK);
+        ck_assert(fx.kv->read(c, 0, 0, n, rk, rv, &err) == TQ_OK);
+        double e = 0;
+        for (int t = sinks; t < n; t += 3) /* every query against every coded key */
+            for (int g = 0; g < NH; g++)
+                for (int j = sinks; j < n; j++) {
+                    double dot = 0;
+                    for (int i = 0; i < d; i++)
+                        dot += (double)q[((size_t)t * NH + g) * d + i] * (rk[(size_t)j * d + i] - k[(size_t)j * d + i]);
+                    e += dot * dot;
+                }
+        err2[bal] = e;
+        fx.kv->destroy(c);
+    }
+    printf("K balance, skewed channels: score error balanced / plain %.4f (predicted %.4f)\n",
+           err2[1] / err2[0], predicted);
+    ck_assert(err2[1] / err2[0] < 1.5 * predicted);
+    ck_assert(err2[1] / err2[0] > 0.5 * predicted);
+    free(k), free(v), free(q), free(out), free(rk), free(rv), free(bias);
 }
 END_TEST
 
@@ -1052,12 +1183,22 @@ START_TEST(memory_at_32k) {
     float *k = malloc(sizeof *k * (size_t)chunk * H * d), *v = malloc(sizeof *v * (size_t)chunk * H * d);
     float *bias = calloc((size_t)H * d, sizeof *bias);
     fill_kv(k, v, chunk, H, d, bias);
+    /* a first batch (a prompt) that sets the calibrated parts, attended */
+    const int first = 2 * d + 8;
+    float *q = malloc(sizeof *q * (size_t)first * 4 * d), *out = malloc(sizeof *out * (size_t)first * 4 * d);
+    for (size_t i = 0; i < (size_t)first * 4 * d; i++) q[i] = (float)t_normal();
     const double f16_bytes = 2.0 * n * L * H * d * 2;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         tq_kv_cache *c = new_cache(cases[ci].fmt, cases[ci].fmt, L, H, d, n);
         tq_error err = {0};
-        for (int pos = 0; pos < n; pos += chunk)
-            for (int l = 0; l < L; l++) ck_assert(fx.kv->append(c, l, pos, chunk, k, v, &err) == TQ_OK);
+        for (int l = 0; l < L; l++) {
+            ck_assert(fx.kv->append(c, l, 0, first, k, v, &err) == TQ_OK);
+            ck_assert(fx.kv->attention(c, l, q, 4, first, 0, 0.1f, out, &err) == TQ_OK);
+        }
+        for (int pos = first; pos < n; pos += chunk) {
+            const int nt = n - pos < chunk ? n - pos : chunk;
+            for (int l = 0; l < L; l++) ck_assert(fx.kv->append(c, l, pos, nt, k, v, &err) == TQ_OK);
+        }
         const uint64_t got = fx.kv->bytes_used(c);
         ck_assert_uint_eq(got, expected_bytes(cases[ci].bits, cases[ci].bits, L, H, d, n, 4, 128, 1, 1));
         const double codes_bpv = (2.0 + d * cases[ci].bits / 8.0) * 8 / d;
@@ -1087,7 +1228,7 @@ START_TEST(memory_at_32k) {
                 }
                 fx.kv->destroy(c);
             }
-    free(k), free(v), free(bias);
+    free(k), free(v), free(bias), free(q), free(out);
 }
 END_TEST
 
@@ -1117,7 +1258,7 @@ START_TEST(bad_configuration) {
     fx.kv->destroy(c);
 
     static const char *const bad[][2] = {
-        {"window", "-1"}, {"window", "lots"}, {"sinks", "5000"}, {"k_center", "maybe"}, {"seed", "-4"}};
+        {"window", "-1"}, {"window", "lots"}, {"sinks", "5000"}, {"k_center", "maybe"}, {"k_balance", "2"}, {"seed", "-4"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         start_host(4, 128, 1, 1);
         tq_config_set(fx.cfg, "plugin.turbo", bad[i][0], bad[i][1]);
@@ -1197,15 +1338,20 @@ int main(void) {
     tcase_add_test(tc, rotation_is_orthogonal);
     tcase_add_test(tc, mse_and_slope_d128);
     tcase_add_test(tc, mse_other_dims);
+    tcase_add_test(tc, mse_skewed_channels);
     tcase_add_test(tc, q8_0_and_f16_rows);
-    tcase_add_test(tc, kernels_match_scalar);
     tcase_add_test(tc, basis_eigvecs);
     tcase_add_test(tc, exp_is_accurate);
     suite_add_tcase(s, tc);
+    /* its own case, so CK_RUN_CASE=kernels runs it alone (under qemu) */
+    TCase *kern = tcase_create("kernels");
+    tcase_add_test(kern, kernels_match_scalar);
+    suite_add_tcase(s, kern);
     TCase *cache = tcase_create("cache");
     tcase_add_test(cache, attention_matches_dequantized);
     tcase_add_test(cache, attention_f16_is_exact);
     tcase_add_test(cache, v_projection);
+    tcase_add_test(cache, k_balance);
     tcase_add_test(cache, k_block_means);
     tcase_add_test(cache, append_read_truncate);
     tcase_add_test(cache, memory_at_32k);

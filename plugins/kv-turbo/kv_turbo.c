@@ -10,6 +10,7 @@
  *   sinks    = 4     first positions kept in f16 (0..1024)
  *   window   = 128   recent positions kept in f16 (0 = off, ..65536)
  *   k_center = true  subtract per-block key means (tq K only)
+ *   k_balance = true scale key channels against the first batch's queries
  *   v_project = true project tq3/tq2 values on their top subspace
  *   seed     = N     rotation seed (decimal or 0x hex) */
 #include <errno.h>
@@ -60,6 +61,7 @@ static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error 
     s->sinks = 4;
     s->window = 128;
     s->k_center = 1;
+    s->k_balance = 1;
     s->v_project = 1;
     s->seed = DEFAULT_SEED;
     if (!host->config_get) return TQ_OK;
@@ -75,9 +77,9 @@ static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error 
             return fail(err, TQ_ERR_INVALID, "[plugin.turbo] window = '%s': expected 0..65536", v);
         s->window = (int32_t)n;
     }
-    static const char *const flags[] = {"k_center", "v_project"};
-    int *const flag_of[] = {&s->k_center, &s->v_project};
-    for (int f = 0; f < 2; f++) {
+    static const char *const flags[] = {"k_center", "k_balance", "v_project"};
+    int *const flag_of[] = {&s->k_center, &s->k_balance, &s->v_project};
+    for (int f = 0; f < 3; f++) {
         if (!(v = host->config_get(PLUGIN_NAME, flags[f]))) continue;
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
             *flag_of[f] = 1;
@@ -173,10 +175,10 @@ static tq_status kv_create(void *state, const tq_kv_params *p, tq_kv_cache **out
     }
     host->log(TQ_LOG_INFO, PLUGIN_NAME,
               "K %s, V %s, head_dim %d: %zu + %zu bytes per token and head; sinks %d, window %d, "
-              "K-centering %s (blocks of %d), V projection %s",
+              "K-centering %s (blocks of %d), K balance %s, V projection %s",
               p->k_type, p->v_type, p->head_dim, c->st[0].codec.row_bytes, c->st[1].codec.row_bytes,
               c->set.sinks, c->set.window, c->kmean ? "on" : "off", c->kblk,
-              c->st[1].vp.mode ? "on" : "off");
+              c->kscale ? "on" : "off", c->st[1].vp.mode ? "on" : "off");
     *out = c;
     return TQ_OK;
 }
@@ -222,6 +224,7 @@ void turbo_commit_stage(tq_kv_cache *c) {
 }
 
 static void drop_from(tq_kv_cache *c, int32_t n_pos) {
+    turbo_kbal_settle(c, NULL, 0, 0);
     turbo_commit_stage(c);
     if (n_pos < 0) n_pos = 0;
     if (n_pos >= c->n_pos) return;
@@ -242,6 +245,8 @@ typedef struct append_task {
     tq_kv_cache *c;
     int32_t layer, pos, n;
     const float *src[2];
+    int keys_only;     /* deferred K codes: no staging, sinks or values */
+    int defer_keys;    /* K codes wait for turbo_kbal_settle           */
 } append_task;
 
 static void store_f16(uint16_t *dst, const float *x, int32_t d) {
@@ -257,20 +262,26 @@ static void append_worker(void *user, int ith, int nth) {
     float x[TURBO_MAX_DIM], work[TURBO_MAX_DIM];
     for (int64_t r = lo; r < hi; r++) {
         const int32_t tok = (int32_t)(r / H), h = (int32_t)(r % H), pos = t->pos + tok;
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < (t->keys_only ? 1 : 2); w++) {
             turbo_store *s = &c->st[w];
             const float *src = t->src[w] + ((size_t)tok * (size_t)H + (size_t)h) * (size_t)d;
-            if (s->window > 0)
+            if (s->window > 0 && !t->keys_only)
                 store_f16(s->stage + ((size_t)h * (size_t)t->n + (size_t)tok) * (size_t)d, src, d);
             if (pos < s->sinks) {
-                store_f16(s->sink + (((size_t)t->layer * (size_t)H + (size_t)h) * (size_t)s->sinks +
-                                     (size_t)pos) * (size_t)d, src, d);
+                if (!t->keys_only)
+                    store_f16(s->sink + (((size_t)t->layer * (size_t)H + (size_t)h) * (size_t)s->sinks +
+                                         (size_t)pos) * (size_t)d, src, d);
                 continue;
             }
+            if (w == 0 && t->defer_keys) continue;
             uint8_t *row = turbo_code_row(c, s, t->layer, h, pos);
-            if (w == 0 && c->kmean) {
-                const uint16_t *mu = turbo_kmean(c, t->layer, h, pos / c->kblk);
-                for (int32_t i = 0; i < d; i++) x[i] = src[i] - turbo_f16_to_f32(mu[i]);
+            if (w == 0 && (c->kmean || turbo_kscale(c, t->layer, h))) {
+                const uint16_t *mu = turbo_kmean(c, t->layer, h, c->kmean ? pos / c->kblk : 0);
+                const float *a = turbo_kscale(c, t->layer, h);
+                for (int32_t i = 0; i < d; i++) {
+                    x[i] = src[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
+                    if (a) x[i] *= a[i];
+                }
                 src = x;
             } else if (w == 1 && turbo_v_projected(c, t->layer)) {
                 turbo_v_project(c, t->layer, h, src, x);
@@ -291,6 +302,7 @@ static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
                     pos + n - 1, layer, c->p.max_tokens);
     if (n == 0) return TQ_OK;
     if (layer == 0 && pos < c->n_pos) drop_from(c, pos); /* rewriting: forget the old tail */
+    turbo_kbal_settle(c, NULL, 0, 0); /* keys left pending without attention: plain */
     turbo_commit_stage(c);
     const size_t rows = (size_t)n * (size_t)c->p.n_kv_heads;
     for (int w = 0; w < 2; w++) {
@@ -305,7 +317,10 @@ static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
     turbo_calib_fix_means(c, layer, pos, n, k);
     if (turbo_calib_vproj(c, layer, pos, n, v) != TQ_OK)
         return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory for the V projection");
-    append_task t = {c, layer, pos, n, {k, v}};
+    int defer = 0;
+    if (turbo_kbal_defer(c, layer, pos, n, k, &defer) != TQ_OK)
+        return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory for %d pending keys", n);
+    append_task t = {c, layer, pos, n, {k, v}, 0, defer};
     c->host->parallel_for(append_worker, &t);
     if (c->st[0].window > 0 || c->st[1].window > 0) {
         c->stage_layer = layer;
@@ -314,6 +329,11 @@ static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
     }
     if (layer == 0 && pos + n > c->n_pos) c->n_pos = pos + n;
     return TQ_OK;
+}
+
+void turbo_encode_keys(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k) {
+    append_task t = {c, layer, pos, n, {k, NULL}, 1, 0};
+    c->host->parallel_for(append_worker, &t);
 }
 
 /* ---- read / bytes ------------------------------------------------------------- */
@@ -334,12 +354,11 @@ static void read_row(const tq_kv_cache *c, int w, int32_t layer, int32_t h, int3
         turbo_v_unproject(c, layer, h, z, out);
         return;
     }
-    const float *sign = s->sign ? s->sign + (size_t)layer * (size_t)d : NULL;
-    turbo_decode_row(&s->codec, sign, row, out);
-    if (w == 0 && c->kmean) {
-        const uint16_t *mu = turbo_kmean(c, layer, h, pos / c->kblk);
-        for (int32_t i = 0; i < d; i++) out[i] += turbo_f16_to_f32(mu[i]);
+    if (w == 0) {
+        turbo_key_decode(c, layer, h, pos, out);
+        return;
     }
+    turbo_decode_row(&s->codec, s->sign ? s->sign + (size_t)layer * (size_t)d : NULL, row, out);
 }
 
 static tq_status kv_read(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, float *k_out,
@@ -347,6 +366,7 @@ static tq_status kv_read(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, 
     if (layer < 0 || layer >= c->p.n_layers || pos < 0 || n < 0 || pos + n > c->n_pos)
         return fail(err, TQ_ERR_RANGE, "turbo KV cache: read of positions %d..%d of layer %d, "
                     "%d stored", pos, pos + n - 1, layer, c->n_pos);
+    turbo_kbal_settle(c, NULL, 0, 0);
     turbo_commit_stage(c);
     const int32_t d = c->p.head_dim, newest = c->n_pos - 1;
     for (int32_t h = 0; h < c->p.n_kv_heads; h++)

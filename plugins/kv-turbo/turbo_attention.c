@@ -112,6 +112,11 @@ static void prep_worker(void *user, int ith, int nth) {
     float y[TURBO_MAX_DIM];
     for (int64_t r = n * ith / nth; r < n * (ith + 1) / nth; r++) {
         const float *q = a->q + (size_t)r * (size_t)d;
+        const float *ka = turbo_kscale(c, a->layer, (int32_t)(r % a->n_head) / a->G);
+        if (ka) { /* balanced keys k * a score against q / a */
+            for (int32_t i = 0; i < d; i++) y[i] = q[i] / ka[i];
+            q = y;
+        }
         turbo_rotate(ks->sign + (size_t)a->layer * (size_t)d, d, q, y);
         float amax = 0;
         for (int32_t i = 0; i < d; i++) amax = fabsf(y[i]) > amax ? fabsf(y[i]) : amax;
@@ -544,6 +549,9 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
         }
         return TQ_ERR_RANGE;
     }
+    /* The keys of this layer's first batch wait for its queries. */
+    if (c->kpend_layer >= 0)
+        turbo_kbal_settle(c, c->kpend_layer == layer ? q : NULL, n_head, n_tokens);
     att_ctx a = {0};
     a.c = c;
     /* The f16 helpers need d % 16 == 0 in the SIMD variants. */

@@ -38,7 +38,31 @@
  * 2 + d b / 8). Values decode as P^T z. The dropped d - r directions carry
  * the least value energy; 4 bits on r dims beat b bits on d dims (results).
  * A shorter first batch keeps the plain b-bit rows for the whole sequence
- * (a basis from few samples would drop real directions). */
+ * (a basis from few samples would drop real directions). The basis rows
+ * are dealt over the codec's Hadamard blocks so each block gets the same
+ * energy per coordinate (turbo_calib.c, balance_blocks: r = 96 is 64 + 32,
+ * and in decreasing order the 64-block took nearly all of it), and scaled
+ * by a_k with a_k^2 = (lambda_0 / lambda_k)^TURBO_VPROJ_TILT (decoded with
+ * 1 / a_k^2), which moves coding error from the big directions to the
+ * small ones.
+ *
+ * K balance (tq keys, k_balance): the score error of a coded key is
+ * q . e with e the coding error, which the rotation spreads evenly over
+ * the channels, ~ |k|^2 / d each; channels where queries are loud and
+ * keys quiet weigh that error most. Keys are coded as (k - mu_b) * a and
+ * queries scored as q / a (per channel; the score is unchanged), with
+ * a_i^2 = rms(q_i) / rms(k_i - mu_i) per (layer, KV head) over the
+ * sequence's first batch (its queries over the G heads sharing the KV
+ * head). That minimizes the expected score error for a diagonal a: it
+ * falls from sum q_i^2 sum k_i^2 / d to (sum rms q_i rms k_i)^2 / d, 0.87
+ * of it on tm30m's keys (a full d x d transform would reach 0.79 but costs
+ * d^2 per head in memory that the tq4 budget does not have). The plugin
+ * sees the queries only in `attention`, after `append`, so the first
+ * batch's key codes wait (raw, in kpend) until that layer's attention;
+ * anything else touching the cache first (an append to another layer,
+ * read, truncate) codes them plain, and the layer stays plain for the
+ * sequence, as it does after a first batch of fewer than TURBO_KBAL_MIN
+ * keys past the sinks (decode from an empty cache). */
 #ifndef TURBO_CACHE_H
 #define TURBO_CACHE_H
 
@@ -49,15 +73,29 @@
 
 /* Keys of a block a batch must hold to give the block its own mean. */
 #define TURBO_MEAN_MIN 16
+/* Keys past the sinks the first batch must hold to set the K balance. */
+#define TURBO_KBAL_MIN 64
+/* K balance scales are clamped to [1/CLAMP, CLAMP] around their geometric
+ * mean of 1, so a dead channel (no key or no query energy) cannot blow a
+ * scale up past what the f16 row scale and the 12-bit queries hold. */
+#define TURBO_KBAL_CLAMP 8.0
 /* Values past the sinks the first batch must hold for the V projection, in
  * multiples of head_dim (a second moment from fewer samples than about 2 d
  * misplaces directions). */
 #define TURBO_VPROJ_MIN_PER_DIM 2
+/* Projected coordinate k is scaled by a_k with a_k^2 = (lambda_0 /
+ * lambda_k)^TILT (lambda: the second moment's eigenvalues), so the codec's
+ * error, even over the coordinates, lands less on the big directions and
+ * more on the small ones than without (TILT 0); 1/2 would equalize the
+ * error per unit of sqrt(lambda), the optimum for a plain MSE, but the
+ * measured KL is best near 1/4 (results in docs/kv-turbo.md). */
+#define TURBO_VPROJ_TILT 0.25
 
 typedef struct turbo_settings {
     int32_t sinks;      /* first positions kept in f16                  */
     int32_t window;     /* most recent positions kept in f16 (0 = off)  */
     int k_center;       /* subtract per-block key means                 */
+    int k_balance;      /* scale key channels against the queries       */
     int v_project;      /* project tq3/tq2 values on their top subspace */
     uint64_t seed;      /* rotation signs                               */
 } turbo_settings;
@@ -68,6 +106,7 @@ typedef struct turbo_vproj {
     const turbo_kernels *kern;
     float *sign;                 /* [layer][r]                              */
     uint16_t *basis;             /* [layer][head][r][d] f16                 */
+    float *unscale;              /* [layer][head][r] 1 / a_k^2              */
     uint8_t *mode;               /* [layer] 0 undecided, 1 plain, 2 projected */
 } turbo_vproj;
 
@@ -93,6 +132,12 @@ struct tq_kv_cache {
     uint16_t *kmean;             /* [layer][head][n_kblk][d] f16, or NULL  */
     int32_t *kmean_n;            /* [layer] blocks whose mean is fixed     */
     int32_t kblk, n_kblk;        /* positions per mean block, blocks       */
+    float *kscale;               /* [layer][head][d] a_i (K balance), or NULL */
+    uint8_t *kscale_mode;        /* [layer] 0 undecided, 1 plain, 2 balanced */
+    float *kpend;                /* [n][head][d] raw keys awaiting queries  */
+    size_t kpend_cap;            /* floats kpend holds                     */
+    int32_t kpend_layer;         /* layer of the pending keys, -1 = none   */
+    int32_t kpend_pos, kpend_n;
     int32_t n_pos;               /* positions stored (layer 0)             */
     int32_t stage_layer;         /* layer of the staged batch, -1 = none   */
     int32_t stage_pos0, stage_n;
@@ -138,6 +183,12 @@ static inline const uint16_t *turbo_v_basis(const tq_kv_cache *c, int32_t layer,
                              (size_t)s->vp.codec.d * (size_t)c->p.head_dim;
 }
 
+/* The unscaling of (layer, head)'s projection: r floats. */
+static inline const float *turbo_v_unscale(const tq_kv_cache *c, int32_t layer, int32_t head) {
+    const turbo_store *s = &c->st[1];
+    return s->vp.unscale + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)s->vp.codec.d;
+}
+
 /* z (r) = P v and out (d) = P^T z: a value into and out of layer's
  * projection (turbo_calib.c). [any] */
 void turbo_v_project(const tq_kv_cache *c, int32_t layer, int32_t head, const float *v, float *z);
@@ -156,6 +207,33 @@ void turbo_calib_fix_means(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
 tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *v);
 void turbo_calib_forget(tq_kv_cache *c, int32_t n_pos);
 uint64_t turbo_calib_bytes(const tq_kv_cache *c);
+
+/* The K channel scales a (d floats) of (layer, head), or NULL where the
+ * layer's keys are coded plain. */
+static inline const float *turbo_kscale(const tq_kv_cache *c, int32_t layer, int32_t head) {
+    if (!c->kscale || c->kscale_mode[layer] != 2) return NULL;
+    return c->kscale + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->p.head_dim;
+}
+
+/* K balance (turbo_calib.c; see the header comment). defer: when layer's
+ * batch [pos, pos + n) (k: [n][head][d] as appended) is the one that
+ * decides its channel scales, copies the keys past the sinks to kpend and
+ * sets *deferred: their codes wait for the queries (TQ_ERR_NOMEM when the
+ * copy cannot be held). settle: decides the scales of the pending layer
+ * from its queries q ([n_tok][n_head][d]; NULL when none were seen: the
+ * layer stays plain) and encodes the pending keys; nothing when none are
+ * pending. [main] */
+tq_status turbo_kbal_defer(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k,
+                           int *deferred);
+void turbo_kbal_settle(tq_kv_cache *c, const float *q, int32_t n_head, int32_t n_tok);
+
+/* Key `pos` of head h (layer) as its codes hold it, back in the raw domain
+ * (scales and mean undone). [any] */
+void turbo_key_decode(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, float *x);
+
+/* Encodes the codes of keys [pos, pos + n) of layer (k: [n][head][d], raw,
+ * positions past the sinks only), in parallel (kv_turbo.c). [main] */
+void turbo_encode_keys(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k);
 
 /* The f16 copy of row `pos` (layer, head) wherever it is held (sinks,
  * staged batch, ring), or NULL. */

@@ -1,5 +1,6 @@
 /* turbo_calib.c — the calibrated parts of the turbo cache: per-block key
- * means and the value projection (both described in turbo_cache.h). */
+ * means, the K balance and the value projection (all described in
+ * turbo_cache.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,13 @@ tq_status turbo_calib_create(tq_kv_cache *c) {
         if (!c->kmean || !c->kmean_n) return TQ_ERR_NOMEM;
         memset(c->kmean_n, 0, L * sizeof(int32_t));
     }
+    c->kpend_layer = -1;
+    if (c->set.k_balance && ks->codec.kind == TURBO_TQ) {
+        c->kscale = h->alloc(L * H * d * sizeof(float), 64);
+        c->kscale_mode = h->alloc(L, 64);
+        if (!c->kscale || !c->kscale_mode) return TQ_ERR_NOMEM;
+        memset(c->kscale_mode, 0, L);
+    }
     turbo_store *vs = &c->st[1];
     vs->vp.codec.kind = TURBO_F16; /* unavailable unless set up below */
     const int32_t r = c->p.head_dim * vs->codec.bits / 4;
@@ -33,8 +41,9 @@ tq_status turbo_calib_create(tq_kv_cache *c) {
         vs->vp.kern = turbo_kernels_select(4, h->cpu_features);
         vs->vp.sign = h->alloc(L * (size_t)r * sizeof(float), 64);
         vs->vp.basis = h->alloc(L * H * (size_t)r * d * 2, 64);
+        vs->vp.unscale = h->alloc(L * H * (size_t)r * sizeof(float), 64);
         vs->vp.mode = h->alloc(L, 64);
-        if (!vs->vp.sign || !vs->vp.basis || !vs->vp.mode) return TQ_ERR_NOMEM;
+        if (!vs->vp.sign || !vs->vp.basis || !vs->vp.unscale || !vs->vp.mode) return TQ_ERR_NOMEM;
         memset(vs->vp.mode, 0, L);
         for (size_t l = 0; l < L; l++)
             turbo_signs(c->set.seed, (int32_t)l, 1, r, vs->vp.sign + l * (size_t)r);
@@ -49,8 +58,12 @@ void turbo_calib_destroy(tq_kv_cache *c) {
     const tq_host *h = c->host;
     h->free(c->kmean);
     h->free(c->kmean_n);
+    h->free(c->kscale);
+    h->free(c->kscale_mode);
+    h->free(c->kpend);
     h->free(c->st[1].vp.sign);
     h->free(c->st[1].vp.basis);
+    h->free(c->st[1].vp.unscale);
     h->free(c->st[1].vp.mode);
 }
 
@@ -64,6 +77,7 @@ void turbo_calib_forget(tq_kv_cache *c, int32_t n_pos) {
     }
     /* An empty cache starts a new sequence: its first batch decides again. */
     if (n_pos == 0 && c->st[1].vp.mode) memset(c->st[1].vp.mode, 0, (size_t)L);
+    if (n_pos == 0 && c->kscale_mode) memset(c->kscale_mode, 0, (size_t)L);
 }
 
 uint64_t turbo_calib_bytes(const tq_kv_cache *c) {
@@ -76,26 +90,32 @@ uint64_t turbo_calib_bytes(const tq_kv_cache *c) {
             if (c->kmean_n[l] > first) total += (uint64_t)(c->kmean_n[l] - first) * H * d * 2;
         total += L * sizeof(int32_t);
     }
+    if (c->kscale_mode) {
+        total += L;
+        for (uint64_t l = 0; l < L; l++)
+            if (c->kscale_mode[l] == 2) total += H * d * sizeof(float);
+    }
     const turbo_vproj *vp = &c->st[1].vp;
     if (vp->mode) {
         const uint64_t r = (uint64_t)vp->codec.d;
         total += L * r * sizeof(float) + L;
         for (uint64_t l = 0; l < L; l++)
-            if (vp->mode[l] == 2) total += H * r * d * 2;
+            if (vp->mode[l] == 2) total += H * r * (d * 2 + sizeof(float));
     }
     return total;
 }
 
 /* ---- key means ------------------------------------------------------------------- */
 
-/* Key `pos` of head h (layer) as the codes hold it, mean added back. */
-static void decoded_key(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, float *x) {
+void turbo_key_decode(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, float *x) {
     const turbo_store *ks = &c->st[0];
     const int32_t d = c->p.head_dim;
-    turbo_decode_row(&ks->codec, ks->sign + (size_t)layer * (size_t)d,
+    turbo_decode_row(&ks->codec, ks->sign ? ks->sign + (size_t)layer * (size_t)d : NULL,
                      turbo_code_row(c, ks, layer, h, pos), x);
-    const uint16_t *mu = turbo_kmean(c, layer, h, pos / c->kblk);
-    for (int32_t i = 0; i < d; i++) x[i] += turbo_f16_to_f32(mu[i]);
+    const float *a = turbo_kscale(c, layer, h);
+    for (int32_t i = 0; a && i < d; i++) x[i] /= a[i];
+    const uint16_t *mu = turbo_kmean(c, layer, h, c->kmean ? pos / c->kblk : 0);
+    for (int32_t i = 0; mu && i < d; i++) x[i] += turbo_f16_to_f32(mu[i]);
 }
 
 /* Fixes the mean of block blk, whose first appended key is at `a`; the
@@ -115,7 +135,7 @@ static void fix_block(tq_kv_cache *c, int32_t layer, int32_t blk, int32_t a, int
         for (int32_t j = lo; j < hi; j++) {
             const float *row = x;
             if (j >= pos) row = k + ((size_t)(j - pos) * (size_t)H + (size_t)h) * (size_t)d;
-            else decoded_key(c, layer, h, j, x);
+            else turbo_key_decode(c, layer, h, j, x);
             for (int32_t i = 0; i < d; i++) acc[i] += row[i];
         }
         uint16_t *mu = (uint16_t *)turbo_kmean(c, layer, h, blk);
@@ -157,9 +177,42 @@ void turbo_v_unproject(const tq_kv_cache *c, int32_t layer, int32_t head, const 
     const int32_t r = c->st[1].vp.codec.d, d = c->p.head_dim;
     const uint16_t *P = turbo_v_basis(c, layer, head);
     for (int32_t i = 0; i < d; i++) out[i] = 0;
+    const float *us = turbo_v_unscale(c, layer, head);
     for (int32_t k = 0; k < r; k++) {
         const uint16_t *pk = P + (size_t)k * (size_t)d;
-        for (int32_t i = 0; i < d; i++) out[i] += z[k] * turbo_f16_to_f32(pk[i]);
+        const float zk = z[k] * us[k];
+        for (int32_t i = 0; i < d; i++) out[i] += zk * turbo_f16_to_f32(pk[i]);
+    }
+}
+
+/* The coordinate chan[k] of the r-dim projection z that eigenvector k (in
+ * decreasing eigenvalue order; lambda: its energy) takes. The tq codec
+ * scales its codebook by the row's norm as if every rotated coordinate
+ * held |z|^2 / r, but its Hadamard blocks mix only within themselves
+ * (r = 96: 64 + 32), so the eigenvectors are dealt out to give every block
+ * the same energy per coordinate: each in turn goes to the block, among
+ * those with room, whose energy per coordinate is lowest, at a coordinate
+ * the rotation's interleave (turbo_rot_interleave) sends into that block.
+ * In decreasing order the top 64 would fill the 64-block with nearly all
+ * the energy, coding the 32-block's small coordinates with a codebook
+ * scaled for large ones. Exact: P^T z does not care where a direction
+ * sits. */
+static void balance_blocks(int32_t r, const double *lambda, int32_t *chan) {
+    int32_t blocks[16], off[16], used[16] = {0}, slot[TURBO_MAX_DIM], of_slot[TURBO_MAX_DIM];
+    double energy[16] = {0};
+    const int nb = turbo_rot_blocks(r, blocks);
+    for (int b = 0, o = 0; b < nb; o += blocks[b], b++) off[b] = o;
+    if (!turbo_rot_interleave(r, slot))
+        for (int32_t i = 0; i < r; i++) slot[i] = i;
+    for (int32_t i = 0; i < r; i++) of_slot[slot[i]] = i;
+    for (int32_t k = 0; k < r; k++) {
+        int best = -1;
+        for (int b = 0; b < nb; b++) {
+            if (used[b] == blocks[b]) continue;
+            if (best < 0 || energy[b] / blocks[b] < energy[best] / blocks[best]) best = b;
+        }
+        chan[k] = of_slot[off[best] + used[best]++];
+        energy[best] += lambda[k] > 0 ? lambda[k] : 0;
     }
 }
 
@@ -194,10 +247,101 @@ tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t 
             free(m), free(lambda), free(P);
             return TQ_OK;
         }
+        int32_t slot[TURBO_MAX_DIM];
+        double a2[TURBO_MAX_DIM];
+        for (int32_t k = 0; k < r; k++) {
+            const double lk = lambda[k] > lambda[0] * 1e-6 ? lambda[k] : lambda[0] * 1e-6;
+            a2[k] = lambda[0] > 0 ? pow(lambda[0] / lk, TURBO_VPROJ_TILT) : 1.0;
+            lambda[k] = lk * a2[k]; /* the coordinate's energy once scaled */
+        }
+        balance_blocks(r, lambda, slot);
         uint16_t *dst = (uint16_t *)turbo_v_basis(c, layer, h);
-        for (size_t i = 0; i < (size_t)r * D; i++) dst[i] = turbo_f32_to_f16(P[i]);
+        float *us = (float *)turbo_v_unscale(c, layer, h);
+        for (int32_t k = 0; k < r; k++) {
+            const double a = sqrt(a2[k]);
+            for (size_t i = 0; i < D; i++)
+                dst[(size_t)slot[k] * D + i] = turbo_f32_to_f16((float)(a * P[(size_t)k * D + i]));
+            us[slot[k]] = (float)(1.0 / a2[k]);
+        }
     }
     free(m), free(lambda), free(P);
     vp->mode[layer] = 2;
     return TQ_OK;
+}
+
+/* ---- K balance -------------------------------------------------------------------- */
+
+tq_status turbo_kbal_defer(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k,
+                           int *deferred) {
+    *deferred = 0;
+    if (!c->kscale || c->kscale_mode[layer]) return TQ_OK;
+    const int32_t lo = pos > c->st[0].sinks ? pos : c->st[0].sinks, end = pos + n;
+    if (lo >= end) return TQ_OK; /* only sinks so far: a later batch decides */
+    if (end - lo < TURBO_KBAL_MIN) {
+        c->kscale_mode[layer] = 1;
+        return TQ_OK;
+    }
+    const size_t row = (size_t)c->p.n_kv_heads * (size_t)c->p.head_dim;
+    const size_t need = (size_t)(end - lo) * row;
+    if (need > c->kpend_cap) {
+        c->host->free(c->kpend);
+        c->kpend_cap = 0;
+        if (!(c->kpend = c->host->alloc(need * sizeof(float), 64))) return TQ_ERR_NOMEM;
+        c->kpend_cap = need;
+    }
+    memcpy(c->kpend, k + (size_t)(lo - pos) * row, need * sizeof(float));
+    c->kpend_layer = layer;
+    c->kpend_pos = lo;
+    c->kpend_n = end - lo;
+    *deferred = 1;
+    return TQ_OK;
+}
+
+/* Channel scales of the pending layer (see turbo_cache.h): per KV head,
+ * a_i = (rms q_i / rms k_i)^(1/2) over the batch's queries of the head's G
+ * query heads and its keys less their block means, normalized to a
+ * geometric mean of 1 and clamped to TURBO_KBAL_CLAMP. */
+static void kbal_scales(tq_kv_cache *c, int32_t layer, const float *q, int32_t n_head,
+                        int32_t n_tok) {
+    const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, G = n_head / H;
+    double qq[TURBO_MAX_DIM], kk[TURBO_MAX_DIM];
+    for (int32_t h = 0; h < H; h++) {
+        memset(qq, 0, sizeof qq);
+        memset(kk, 0, sizeof kk);
+        for (int32_t t = 0; t < n_tok; t++)
+            for (int32_t g = 0; g < G; g++) {
+                const float *x = q + ((size_t)t * (size_t)n_head + (size_t)(h * G + g)) * (size_t)d;
+                for (int32_t i = 0; i < d; i++) qq[i] += (double)x[i] * x[i];
+            }
+        for (int32_t t = 0; t < c->kpend_n; t++) {
+            const int32_t pos = c->kpend_pos + t;
+            const float *x = c->kpend + ((size_t)t * (size_t)H + (size_t)h) * (size_t)d;
+            const uint16_t *mu = turbo_kmean(c, layer, h, c->kmean ? pos / c->kblk : 0);
+            for (int32_t i = 0; i < d; i++) {
+                const double v = x[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
+                kk[i] += v * v;
+            }
+        }
+        double la[TURBO_MAX_DIM], mean = 0;
+        for (int32_t i = 0; i < d; i++) {
+            la[i] = 0.25 * (log(qq[i] + 1e-30) - log(kk[i] + 1e-30));
+            mean += la[i] / d;
+        }
+        float *a = c->kscale + ((size_t)layer * (size_t)H + (size_t)h) * (size_t)d;
+        const double lim = log(TURBO_KBAL_CLAMP);
+        for (int32_t i = 0; i < d; i++) {
+            double e = la[i] - mean;
+            e = e > lim ? lim : (e < -lim ? -lim : e);
+            a[i] = (float)exp(e);
+        }
+    }
+}
+
+void turbo_kbal_settle(tq_kv_cache *c, const float *q, int32_t n_head, int32_t n_tok) {
+    const int32_t layer = c->kpend_layer;
+    if (layer < 0) return;
+    c->kpend_layer = -1;
+    if (q && n_tok > 0) kbal_scales(c, layer, q, n_head, n_tok);
+    c->kscale_mode[layer] = q && n_tok > 0 ? 2 : 1;
+    turbo_encode_keys(c, layer, c->kpend_pos, c->kpend_n, c->kpend);
 }

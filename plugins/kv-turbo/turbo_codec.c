@@ -342,14 +342,25 @@ const turbo_kernels *turbo_kernels_avx2(int32_t bits) { (void)bits; return NULL;
 #ifndef TURBO_HAVE_AVX512
 const turbo_kernels *turbo_kernels_avx512(int32_t bits) { (void)bits; return NULL; }
 #endif
+#ifndef TURBO_HAVE_NEON
+const turbo_kernels *turbo_kernels_neon(int32_t bits) { (void)bits; return NULL; }
+#endif
+#ifndef TURBO_HAVE_NEON_DOTPROD
+const turbo_kernels *turbo_kernels_neon_dotprod(int32_t bits) { (void)bits; return NULL; }
+#endif
 
 #define TURBO_CPU_AVX2_SET (TQ_CPU_AVX2 | TQ_CPU_FMA | TQ_CPU_F16C)
 #define TURBO_CPU_AVX512_SET                                                                    \
     (TURBO_CPU_AVX2_SET | TQ_CPU_AVX512F | TQ_CPU_AVX512BW | TQ_CPU_AVX512VL | TQ_CPU_AVX512VNNI)
 
+#define TURBO_CPU_NEON_DOTPROD_SET (TQ_CPU_NEON | TQ_CPU_DOTPROD)
+
 const turbo_kernels *turbo_kernels_select(int32_t bits, uint64_t cpu_features) {
     const turbo_kernels *k = NULL;
     if ((cpu_features & TURBO_CPU_AVX512_SET) == TURBO_CPU_AVX512_SET) k = turbo_kernels_avx512(bits);
     if (!k && (cpu_features & TURBO_CPU_AVX2_SET) == TURBO_CPU_AVX2_SET) k = turbo_kernels_avx2(bits);
+    if (!k && (cpu_features & TURBO_CPU_NEON_DOTPROD_SET) == TURBO_CPU_NEON_DOTPROD_SET)
+        k = turbo_kernels_neon_dotprod(bits);
+    if (!k && (cpu_features & TQ_CPU_NEON)) k = turbo_kernels_neon(bits);
     return k ? k : turbo_kernels_scalar(bits);
 }

@@ -131,7 +131,8 @@ typedef struct turbo_kernels {
 float turbo_exp(float x);
 
 /* The fastest kernels for `bits` on a machine with cpu_features (TQ_CPU_*
- * bits): AVX-512 VNNI, then AVX2, then the scalar reference. [any] */
+ * bits): AVX-512 VNNI, then AVX2 (x86-64); NEON with the dot product, then
+ * NEON (aarch64); else the scalar reference. [any] */
 const turbo_kernels *turbo_kernels_select(int32_t bits, uint64_t cpu_features);
 /* The scalar reference, the oracle for every other variant. */
 const turbo_kernels *turbo_kernels_scalar(int32_t bits);
@@ -139,5 +140,7 @@ const turbo_kernels *turbo_kernels_scalar(int32_t bits);
  * NULL when this build has no such variant; the caller checks the CPU. */
 const turbo_kernels *turbo_kernels_avx2(int32_t bits);
 const turbo_kernels *turbo_kernels_avx512(int32_t bits);
+const turbo_kernels *turbo_kernels_neon(int32_t bits);
+const turbo_kernels *turbo_kernels_neon_dotprod(int32_t bits);
 
 #endif

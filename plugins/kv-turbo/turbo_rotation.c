@@ -2,6 +2,7 @@
 #include "turbo_rotation.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 int turbo_rot_blocks(int32_t d, int32_t blocks[16]) {
@@ -59,13 +60,47 @@ static void blocks_wht(float *v, int32_t d) {
     }
 }
 
+/* Channels are dealt to the blocks in turn, each to the block
+ * furthest behind its share b_k / d, so every block holds an even comb of
+ * channels (96: blocks 0 1 0 0 1 0 ...). */
+int turbo_rot_interleave(int32_t d, int32_t *slot) {
+    int32_t blocks[16], off[16], used[16] = {0};
+    const int n = turbo_rot_blocks(d, blocks);
+    if (n <= 1) return 0;
+    for (int k = 0, o = 0; k < n; o += blocks[k], k++) off[k] = o;
+    for (int32_t c = 0; c < d; c++) {
+        int best = 0;
+        int64_t best_def = INT64_MIN;
+        for (int k = 0; k < n; k++) {
+            /* deficit of block k after c + 1 channels, in units of 1/d */
+            const int64_t def = (int64_t)blocks[k] * (c + 1) - (int64_t)used[k] * d;
+            if (used[k] < blocks[k] && def > best_def) best = k, best_def = def;
+        }
+        slot[c] = off[best] + used[best]++;
+    }
+    return 1;
+}
+
 void turbo_rotate(const float *sign, int32_t d, const float *x, float *y) {
-    for (int32_t i = 0; i < d; i++) y[i] = x[i] * sign[i];
+    int32_t slot[TURBO_MAX_DIM];
+    if (turbo_rot_interleave(d, slot)) {
+        float t[TURBO_MAX_DIM];
+        for (int32_t c = 0; c < d; c++) t[slot[c]] = x[c];
+        for (int32_t i = 0; i < d; i++) y[i] = t[i] * sign[i];
+    } else {
+        for (int32_t i = 0; i < d; i++) y[i] = x[i] * sign[i];
+    }
     blocks_wht(y, d);
 }
 
 void turbo_unrotate(const float *sign, int32_t d, const float *y, float *x) {
-    if (x != y) memcpy(x, y, (size_t)d * sizeof *x);
-    blocks_wht(x, d);
-    for (int32_t i = 0; i < d; i++) x[i] *= sign[i];
+    int32_t slot[TURBO_MAX_DIM];
+    float t[TURBO_MAX_DIM];
+    memcpy(t, y, (size_t)d * sizeof *t);
+    blocks_wht(t, d);
+    for (int32_t i = 0; i < d; i++) t[i] *= sign[i];
+    if (turbo_rot_interleave(d, slot))
+        for (int32_t c = 0; c < d; c++) x[c] = t[slot[c]];
+    else
+        memcpy(x, t, (size_t)d * sizeof *x);
 }

@@ -1,10 +1,20 @@
 /* turbo_rotation.h — the randomized Hadamard rotation of TurboQuant.
  *
- * y = B * diag(sigma) * x, where B is block-diagonal with normalized
+ * y = B * diag(sigma) * Pi * x, where B is block-diagonal with normalized
  * Walsh-Hadamard blocks H_b / sqrt(b). The blocks are the binary
  * decomposition of the head dimension, largest first (96 = 64 + 32,
  * 80 = 64 + 16), so a dimension that is not a power of two needs no padding.
- * B is symmetric and orthogonal, so the inverse is diag(sigma) * B.
+ * B is symmetric and orthogonal, so the inverse is Pi^T * diag(sigma) * B.
+ *
+ * Pi interleaves the channels over the blocks (96: two of every three
+ * channels to the 64-block, the third to the 32-block; identity for a
+ * single block). A Hadamard block evens out energy only within itself,
+ * while the codebook is scaled for |x|^2 / d per coordinate; contiguous
+ * blocks would put, e.g., RoPE's high- and low-frequency channels in
+ * different blocks with very different energy per coordinate. A comb of
+ * every block's share of each channel range keeps the blocks even (NeoX
+ * RoPE pairs i, i + d/2 even fall in one block: d/2 is a multiple of the
+ * comb's period for 80, 96 and 112).
  *
  * sigma is a +-1 vector from splitmix64, seeded per (seed, layer, K or V):
  * real pseudo-random bits, not the low bit of a multiplicative hash (the
@@ -23,15 +33,20 @@
  * block smaller than 16 would leave coordinates far from Gaussian. [any] */
 int turbo_rot_blocks(int32_t d, int32_t blocks[16]);
 
+/* Pi: writes into slot[c] the coordinate channel c of x takes before the
+ * signs and blocks, and returns 1; returns 0, writing nothing, when d has
+ * a single block (Pi = identity). d as for turbo_rot_blocks. [any] */
+int turbo_rot_interleave(int32_t d, int32_t *slot);
+
 /* The sign vector of (seed, layer, which): d values, each +1.0f or -1.0f,
  * with |sum| <= 3 sqrt(d). which = 0 for K, 1 for V. [any] */
 void turbo_signs(uint64_t seed, int32_t layer, int32_t which, int32_t d, float *sign);
 
-/* y = B diag(sign) x. x and y may be the same array. d must be supported by
+/* y = B diag(sign) Pi x. x and y may be the same array. d must be supported by
  * turbo_rot_blocks. [any] */
 void turbo_rotate(const float *sign, int32_t d, const float *x, float *y);
 
-/* x = diag(sign) B y: the inverse of turbo_rotate. y and x may alias. [any] */
+/* x = Pi^T diag(sign) B y: the inverse of turbo_rotate. y and x may alias. [any] */
 void turbo_unrotate(const float *sign, int32_t d, const float *y, float *x);
 
 #endif
