@@ -35,7 +35,7 @@
 
 /* The weight types MUL_MAT takes, with their dot products. */
 extern const cpu_mm_type x86_mm_types[CPU_N_MM_TYPES];
-#define X86_MM_ROWS 2 /* weight rows per dot call (float weights)  */
+#define X86_MM_ROWS 4 /* weight rows per dot call                  */
 #define X86_MM_COLS 4 /* activation columns per dot call           */
 /* Prefill paths: float weights in widened register tiles (x86_matmul.c),
  * q4_0 / q5_0 / q8_0 (x86_gemm_i8.c) and q4_K / q5_K (x86_gemm_k.c) in

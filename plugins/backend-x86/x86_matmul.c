@@ -8,9 +8,12 @@
  * block's two float scales and accumulated in float lanes.
  *
  * The driver is plugins/common/cpu_matmul.c. Its dot tiles call these
- * kernels with up to X86_MM_ROWS = 2 weight rows and NC = 4 activation
+ * kernels with up to X86_MM_ROWS = 4 weight rows and NC = 4 activation
  * columns, so each weight block is loaded and unpacked once per 4 columns
  * (q4_0/q5_0/q8_0 full tiles also share each activation block over 2 rows).
+ * Decoding float weights takes the 4 rows at once: 4 weight streams in
+ * flight instead of 2 made tm30m F16 decode 18% faster on one thread and
+ * 0 to 5% on two (2026-11-24, development VM, noisy), same results.
  * This file also supplies two of the driver's whole-node paths: float
  * weights with several columns (gemm_float: each row block is widened to
  * f32 once per column block and multiplied in 3 x 4 register tiles), and
@@ -63,14 +66,14 @@ X86_INLINE float load_w1(const void *w, int64_t i, const int T) {
  * columns the batch has). */
 X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const void *const *a,
                           const int nc, float *out, const int T) {
-    __m256 acc[2][2], acc2[2][2];
+    __m256 acc[4][2], acc2[4][2];
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) acc[r][c] = acc2[r][c] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m256 wv[2], wv2[2];
+        __m256 wv[4], wv2[4];
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T), wv2[r] = load_w8(w[r], i + 8, T);
         _Pragma("GCC unroll 4")
@@ -105,10 +108,22 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
         }
 }
 
-/* The driver's nr x nc (up to 2 x NC) as 2 x 2 tiles. */
-CPU_DOT_BY_2X2(dot_f32, dot_float, WF_F32)
-CPU_DOT_BY_2X2(dot_f16, dot_float, WF_F16)
-CPU_DOT_BY_2X2(dot_bf16, dot_float, WF_BF16)
+/* The driver's nr x nc (up to 4 x NC): one column (decoding) as up to 4
+ * rows at once, so that 4 weight streams are in flight; several columns as
+ * 2 x 2 tiles. Each output's operations are the same either way. */
+#define FLOAT_ENTRY(name, T)                                                                 \
+    CPU_DOT_BY_2X2(name##_tiles, dot_float, T)                                               \
+    static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
+                     float *out) {                                                          \
+        if (nc > 1) name##_tiles(n, w, nr, a, nc, out);                                     \
+        else if (nr == 4) dot_float(n, w, 4, a, 1, out, T);                                 \
+        else if (nr == 3) dot_float(n, w, 3, a, 1, out, T);                                 \
+        else if (nr == 2) dot_float(n, w, 2, a, 1, out, T);                                 \
+        else dot_float(n, w, 1, a, 1, out, T);                                              \
+    }
+FLOAT_ENTRY(dot_f32, WF_F32)
+FLOAT_ENTRY(dot_f16, WF_F16)
+FLOAT_ENTRY(dot_bf16, WF_BF16)
 
 /* Prefill (many columns) with float weights: gemm_float converts a block of
  * FR_BLOCK weight rows to f32 once per column block (wbuf), then this kernel
@@ -338,9 +353,11 @@ X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a
     CPU_DOT_BY_ROWS(name##_rows, dot_32, T)                                                  \
     static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
                      float *out) {                                                          \
-        if (nr == 2 && nc == NC)                                                            \
+        if (nr >= 2 && nc == NC) {                                                          \
             dot_32_2x4(n, w, a, out, T);                                                    \
-        else                                                                                \
+            if (nr == 4) dot_32_2x4(n, w + 2, a, out + 2 * NC, T);                          \
+            else if (nr == 3) name##_rows(n, w + 2, 1, a, nc, out + 2 * NC);                \
+        } else                                                                              \
             name##_rows(n, w, nr, a, nc, out);                                              \
     }
 
