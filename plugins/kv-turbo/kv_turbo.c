@@ -276,7 +276,7 @@ static void append_worker(void *user, int ith, int nth) {
             if (w == 0 && t->defer_keys) continue;
             uint8_t *row = turbo_code_row(c, s, t->layer, h, pos);
             if (w == 0 && (c->kmean || turbo_kscale(c, t->layer, h))) {
-                const uint16_t *mu = turbo_kmean(c, t->layer, h, c->kmean ? pos / c->kblk : 0);
+                const uint16_t *mu = turbo_kmean_at(c, t->layer, h, pos);
                 const float *a = turbo_kscale(c, t->layer, h);
                 for (int32_t i = 0; i < d; i++) {
                     x[i] = src[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
@@ -392,7 +392,6 @@ static uint64_t kv_bytes_used(const tq_kv_cache *c) {
     }
     return total + turbo_calib_bytes(c);
 }
-
 
 /* ---- plugin --------------------------------------------------------------------- */
 

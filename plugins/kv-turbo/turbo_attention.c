@@ -190,7 +190,7 @@ static void attend_coded(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t 
             const int32_t blk_end = (c0 / c->kblk + 1) * c->kblk;
             if (n > blk_end - c0) n = blk_end - c0;
         }
-        set_qm(a, s, kvh, R, c->kmean ? c0 / c->kblk : 0);
+        set_qm(a, s, kvh, R, turbo_kblock(c, c0));
         const uint8_t *krows = turbo_code_row(c, ks, a->layer, kvh, c0);
         const uint8_t *vrows = turbo_code_row(c, vs, a->layer, kvh, c0);
         memcpy(s->mx, s->m, (size_t)R * sizeof(float));
@@ -228,7 +228,7 @@ static void key_scores(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh
     if (any_code) {
         const uint8_t *row = turbo_code_row(c, ks, a->layer, kvh, j);
         if (ks->codec.kind == TURBO_TQ) {
-            set_qm(a, s, kvh, R, c->kmean ? j / c->kblk : 0);
+            set_qm(a, s, kvh, R, turbo_kblock(c, j));
             for (int32_t r = 0; r < R; r++) s->mx[r] = -INFINITY;
             ks->kern->k_scores(row, ks->codec.row_bytes, 1, d, ks->codec.lut16, s->q16, s->qs, s->qm,
                                R, s->t1, 1, s->mx);

@@ -159,6 +159,15 @@ static inline const uint16_t *turbo_kmean(const tq_kv_cache *c, int32_t layer, i
     return c->kmean + (((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->n_kblk +
                        (size_t)blk) * (size_t)c->p.head_dim;
 }
+/* The key-mean block holding position pos (0 without centering). */
+static inline int32_t turbo_kblock(const tq_kv_cache *c, int32_t pos) {
+    return c->kmean ? pos / c->kblk : 0;
+}
+/* The f16 mean of the key block holding position pos, or NULL. */
+static inline const uint16_t *turbo_kmean_at(const tq_kv_cache *c, int32_t layer, int32_t head,
+                                             int32_t pos) {
+    return turbo_kmean(c, layer, head, turbo_kblock(c, pos));
+}
 
 /* Whether layer's V rows are projected (tq4 over r dims), and the codec,
  * kernels and rotation signs its V rows use. */

@@ -114,7 +114,7 @@ void turbo_key_decode(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t po
                      turbo_code_row(c, ks, layer, h, pos), x);
     const float *a = turbo_kscale(c, layer, h);
     for (int32_t i = 0; a && i < d; i++) x[i] /= a[i];
-    const uint16_t *mu = turbo_kmean(c, layer, h, c->kmean ? pos / c->kblk : 0);
+    const uint16_t *mu = turbo_kmean_at(c, layer, h, pos);
     for (int32_t i = 0; mu && i < d; i++) x[i] += turbo_f16_to_f32(mu[i]);
 }
 
@@ -316,7 +316,7 @@ static void kbal_scales(tq_kv_cache *c, int32_t layer, const float *q, int32_t n
         for (int32_t t = 0; t < c->kpend_n; t++) {
             const int32_t pos = c->kpend_pos + t;
             const float *x = c->kpend + ((size_t)t * (size_t)H + (size_t)h) * (size_t)d;
-            const uint16_t *mu = turbo_kmean(c, layer, h, c->kmean ? pos / c->kblk : 0);
+            const uint16_t *mu = turbo_kmean_at(c, layer, h, pos);
             for (int32_t i = 0; i < d; i++) {
                 const double v = x[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
                 kk[i] += v * v;
