@@ -15,8 +15,9 @@
  * flight instead of 2 made tm30m F16 decode 18% faster on one thread and
  * 0 to 5% on two (2026-11-24, development VM, noisy), same results.
  * This file also supplies two of the driver's whole-node paths: float
- * weights with several columns (gemm_float: each row block is widened to
- * f32 once per column block and multiplied in 3 x 4 register tiles), and
+ * weights with several columns (gemm_float: 3 x 4 register tiles that read
+ * the weights in place and the columns narrowed to the weights' 16-bit
+ * format once per column block), and
  * decoding with q4_0/q5_0/q8_0 (gemv_32 against a column prepared once).
  *
  * The kernels' small per-row / per-column loops carry "GCC unroll" pragmas:
@@ -28,8 +29,6 @@
 #include "x86_internal.h"
 
 #define NC CPU_MM_MAX_COLS /* activation columns per kernel call: X86_MM_COLS */
-#define COL_BLOCK 64  /* float prefill: the least columns per column block */
-#define FLOAT_ACT_BYTES (512 * 1024) /* float prefill: activations per column block */
 #define I8_MIN_COLS 16 /* columns from which prefill uses the row-interleaved tiles
                           (x86_gemm_i8.c: q4_0/q5_0/q8_0, x86_gemm_k.c: q4_K/q5_K) */
 
@@ -125,22 +124,30 @@ FLOAT_ENTRY(dot_f32, WF_F32)
 FLOAT_ENTRY(dot_f16, WF_F16)
 FLOAT_ENTRY(dot_bf16, WF_BF16)
 
-/* Prefill (many columns) with float weights: gemm_float converts a block of
- * FR_BLOCK weight rows to f32 once per column block (wbuf), then this kernel
- * multiplies FR <= 3 of those rows with FC <= 4 columns: 12 accumulators plus
- * 3 weight vectors fit the 16 AVX2 registers, so each step does 12 FMAs for 3
- * weight and 4 activation loads and no conversions. The two FMA chains of
- * dot_float (even and odd groups of 8) are computed in two passes, each chain
- * with exactly dot_float's sequence of operations, and combined as there: the
- * results are bit-identical to dot_float's whatever the tile. */
+/* Prefill (many columns) with float weights: FR <= 3 weight rows times
+ * FC <= 4 columns per register tile: 12 accumulators plus 3 weight vectors
+ * fit the 16 AVX2 registers, so each step does 12 FMAs for 3 weight and 4
+ * activation loads. The two FMA chains of dot_float (even and odd groups of
+ * 8) are computed in two passes, each chain with exactly dot_float's
+ * sequence of operations, and combined as there: the results are
+ * bit-identical to dot_float's whatever the tile.
+ *
+ * Both operands are read in the weight's own format (T): f16/bf16 weights
+ * in place, and the activation columns narrowed to T once per column block
+ * (exact: they were rounded through T by the encoder). Widening in the
+ * loads costs a conversion per vector, but halves the bytes a tile streams:
+ * with f32 operands a tile of ffn_down (n_in = 1536) read 42 KB, more than
+ * the 32 KB L1, and ran from L2 (41-44 GFLOPS on one core of the 2026-11-24
+ * VM against 55-69 for n_in = 512). */
 #define FR 3
 #define FC 4
-#define FR_BLOCK 12   /* weight rows converted at a time (a multiple of FR) */
+#define FLOAT_ACT_BYTES (256 * 1024) /* narrowed activations per column block */
+#define FLOAT_MIN_COLS 64            /* the least columns per column block */
 
 /* One chain: groups of 8 at start, start + 16, ... below n16, then (even
  * chain only) the one group of 8 dot_float's tail loop adds. */
-X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, const int nr,
-                           const float *const *a, const int nc, __m256 acc[FR][FC]) {
+X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const int nr,
+                           const void *const *a, const int nc, __m256 acc[FR][FC], const int T) {
     const int64_t n16 = n / 16 * 16;
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
@@ -149,10 +156,10 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, cons
     for (int64_t i = start; i < n16; i += 16) {
         __m256 wv[FR];
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w[r] + i);
+        for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            const __m256 av = _mm256_loadu_ps(a[c] + i);
+            const __m256 av = load_w8(a[c], i, T);
             _Pragma("GCC unroll 4")
             for (int r = 0; r < nr; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
         }
@@ -162,15 +169,15 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, cons
         for (int r = 0; r < nr; r++)
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r] + n16), _mm256_loadu_ps(a[c] + n16), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(load_w8(w[r], n16, T), load_w8(a[c], n16, T), acc[r][c]);
 }
 
-/* out[r * FC + c] for nr x nc f32 weight rows w and f32 columns a. */
-X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const float *const *a,
-                           const int nc, float *out) {
+/* out[r * FC + c] for nr x nc weight rows w and columns a, both of type T. */
+X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const void *const *a,
+                           const int nc, float *out, const int T) {
     __m256 even[FR][FC], odd[FR][FC];
-    tile_chain(n, 0, w, nr, a, nc, even);
-    tile_chain(n, 8, w, nr, a, nc, odd);
+    tile_chain(n, 0, w, nr, a, nc, even, T);
+    tile_chain(n, 8, w, nr, a, nc, odd, T);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
@@ -179,30 +186,49 @@ X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const
     for (int64_t i = n8; i < n; i++)
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
-            const float wf = w[r][i];
+            const float wf = load_w1(w[r], i, T);
             _Pragma("GCC unroll 4")
-            for (int c = 0; c < nc; c++) out[r * FC + c] += wf * a[c][i];
+            for (int c = 0; c < nc; c++) out[r * FC + c] += wf * load_w1(a[c], i, T);
         }
 }
 
 #define TILE_CASE(R, C) \
-    case (R) * 8 + (C): tile_float(n, w, R, a, C, out); break;
+    case (R) * 8 + (C): tile_float(n, w, R, a, C, out, T); break;
 
-static void tile_float_any(int64_t n, const float *const *w, int nr, const float *const *a, int nc,
-                           float *out) {
+X86_INLINE void tile_float_any(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
+                               float *out, const int T) {
     switch (nr * 8 + nc) {
     TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
     TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
     TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2)
-    default: tile_float(n, w, 1, a, 1, out); break;
+    default: tile_float(n, w, 1, a, 1, out, T); break;
     }
 }
 
-/* Row w (n elements of float type T) as f32 in out. */
-static void widen_row(const void *w, int64_t n, float *out, int T) {
+static void tile_f32(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
+    tile_float_any(n, w, nr, a, nc, out, WF_F32);
+}
+static void tile_f16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
+    tile_float_any(n, w, nr, a, nc, out, WF_F16);
+}
+static void tile_bf16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
+    tile_float_any(n, w, nr, a, nc, out, WF_BF16);
+}
+
+/* Column x (n f32 values that T represents exactly) in T's 16-bit format. */
+static void narrow_col(const float *x, int64_t n, uint16_t *out, int T) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_w8(w, i, T));
-    for (; i < n; i++) out[i] = load_w1(w, i, T);
+    if (T == WF_F16) {
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+        for (; i < n; i++) out[i] = x86_f32_to_f16(x[i]);
+    } else {
+        for (; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            out[i] = (uint16_t)(u >> 16);
+        }
+    }
 }
 
 /* ---- 32-element block formats --------------------------------------------- */
@@ -689,54 +715,55 @@ const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_Q8_0, gemv_col_bytes, gemv_prepare, gemv_q8_0},
 };
 
-/* Float weights, several columns: rows [lo, hi) (split in multiples of FR)
- * of each row block are widened to f32 once per column block into buf
- * (f32 weights are used in place), then multiplied in FR x FC tiles. */
-static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR_BLOCK * (size_t)n_in * sizeof(float); }
+/* Float weights, several columns: the columns of a column block narrowed
+ * to the weight's format into buf (f32 ones used in place), then rows [lo,
+ * hi) (split in multiples of FR) in FR x FC tiles, the weights read in
+ * place: a tile's 3 rows stay in L1 while the block's columns pass by. */
+static int64_t float_col_block(int64_t n_in) {
+    const int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / FC * FC;
+    return cb < FLOAT_MIN_COLS ? FLOAT_MIN_COLS : cb;
+}
+
+static size_t gemm_float_buf_bytes(int64_t n_in) {
+    return (size_t)float_col_block(n_in) * (size_t)n_in * sizeof(uint16_t);
+}
 
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
     const int64_t n_in = w->ne[0];
     const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    float *wbuf = buf;
-    /* Each row block is widened once per column block, so the column block
-     * is as wide as FLOAT_ACT_BYTES of f32 activations allow (they are then
-     * re-read from L2 for every row block). */
-    int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(float) * n_in) / FC * FC;
-    cb = cb < COL_BLOCK ? COL_BLOCK : cb > 4 * COL_BLOCK ? 4 * COL_BLOCK : cb;
+    void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *) =
+        T == WF_F16 ? tile_f16 : T == WF_BF16 ? tile_bf16 : tile_f32;
+    const int64_t cb = float_col_block(n_in);
     for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
         const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
-        for (int64_t r0 = lo; r0 < hi; r0 += FR_BLOCK) {
-            const int64_t r1 = r0 + FR_BLOCK < hi ? r0 + FR_BLOCK : hi;
-            const float *wrow[FR_BLOCK];
-            for (int64_t r = r0; r < r1; r++) {
-                const void *src = cpu_row(w, r);
-                if (T == WF_F32) {
-                    wrow[r - r0] = src;
-                } else {
-                    float *d = wbuf + (size_t)(r - r0) * (size_t)n_in;
-                    widen_row(src, n_in, d, T);
-                    wrow[r - r0] = d;
-                }
-            }
+        for (int64_t r = lo; r < hi; r += FR) {
+            const int nr = hi - r < FR ? (int)(hi - r) : FR;
+            const void *wrow[FR];
+            for (int j = 0; j < nr; j++) wrow[j] = cpu_row(w, r + j);
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
-                const float *a[FC];
-                for (int k = 0; k < nc; k++) a[k] = (const float *)(const void *)(act + (size_t)(c + k) * act_stride);
-                for (int64_t r = r0; r < r1; r += FR) {
-                    const int nr = r1 - r < FR ? (int)(r1 - r) : FR;
-                    float out[FR * FC];
-                    tile_float_any(n_in, wrow + (r - r0), nr, a, nc, out);
-                    for (int j = 0; j < nr; j++)
-                        for (int k = 0; k < nc; k++) dst[(c + k) * n_out + r + j] = out[j * FC + k];
+                const void *a[FC];
+                for (int k = 0; k < nc; k++) {
+                    const float *x = (const float *)(const void *)(act + (size_t)(c + k) * act_stride);
+                    if (T == WF_F32) {
+                        a[k] = x;
+                    } else {
+                        uint16_t *y = (uint16_t *)buf + (size_t)(c + k - c0) * (size_t)n_in;
+                        if (r == lo) narrow_col(x, n_in, y, T);
+                        a[k] = y;
+                    }
                 }
+                float out[FR * FC];
+                tile(n_in, wrow, nr, a, nc, out);
+                for (int j = 0; j < nr; j++)
+                    for (int k = 0; k < nc; k++) dst[(c + k) * n_out + r + j] = out[j * FC + k];
             }
         }
     }
 }
 
-/* Prefill: float tiles pay off once a widened row block meets a few
- * columns; the row-interleaved integer tiles (groups of 8 rows) pay for
+/* Prefill: float tiles pay off once a tile's rows meet a few columns; the row-interleaved integer tiles (groups of 8 rows) pay for
  * their unpacking from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
     {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
