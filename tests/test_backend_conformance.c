@@ -423,6 +423,46 @@ static void check_encoders(const be_case *b) {
     free(got);
 }
 
+/* The kernel's expf_row against the C library's expf, bit for bit: every
+ * 256th float bit pattern (2^24 inputs over the whole line: both signs,
+ * subnormals, the overflow and underflow edges, infinities, NaNs), in rows
+ * of 4093 (a ragged tail) computed in place every other row. With
+ * TQ_EXPF_EXHAUSTIVE=1 every one of the 2^32 patterns (minutes). */
+static void check_expf(const be_case *b) {
+    const cpu_test_iface *ti = b->entry->get_interface(b->state, CPU_TEST_IFACE);
+    if (!ti || !ti->expf_row) {
+        printf("conformance %-6s expf_row: none in this variant (expf per element), skipped\n", b->name);
+        return;
+    }
+    const char *ex = getenv("TQ_EXPF_EXHAUSTIVE");
+    const uint64_t step = ex && strcmp(ex, "1") == 0 ? 1 : 256;
+    enum { ROW = 4093 };
+    static float x[ROW], y[ROW];
+    uint64_t checked = 0, row = 0;
+    for (uint64_t u0 = 0; u0 < (1ull << 32); u0 += step * ROW, row++) {
+        int n = 0;
+        for (uint64_t u = u0; n < ROW && u < (1ull << 32); u += step, n++) {
+            const uint32_t bits = (uint32_t)u;
+            memcpy(&x[n], &bits, sizeof bits);
+        }
+        float *out = row % 2 ? x : y;
+        float want[ROW], in[ROW];
+        for (int i = 0; i < n; i++) in[i] = x[i], want[i] = expf(x[i]);
+        ti->expf_row(x, out, n);
+        for (int i = 0; i < n; i++) {
+            uint32_t g, w;
+            memcpy(&g, &out[i], sizeof g);
+            memcpy(&w, &want[i], sizeof w);
+            if (g != w) /* not ck_assert per value: each one would message the parent */
+                ck_abort_msg("%s expf_row(%a) = %a (0x%08x), expf gives %a (0x%08x)", b->name, (double)in[i],
+                             (double)out[i], g, (double)want[i], w);
+        }
+        checked += (uint64_t)n;
+    }
+    printf("conformance %-6s expf_row (%s) equals expf on %llu inputs (every %llu-th float)\n", b->name,
+           ti->variant, (unsigned long long)checked, (unsigned long long)step);
+}
+
 /* ---- the other ops ----------------------------------------------------------- */
 
 static void case_rms_norm(const be_case *b, tq_device *dev, stat_row *s) {
@@ -689,6 +729,11 @@ START_TEST(encoders) {
 }
 END_TEST
 
+START_TEST(expf_rows) {
+    for (int i = 0; i < g_n_be; i++) check_expf(&g_be[i]);
+}
+END_TEST
+
 /* The variant a run was set up for ($TQ_TEST_EXPECT_ID) is the one loaded. */
 START_TEST(expected_plugin) { tq_test_expect_loaded(g_reg); }
 END_TEST
@@ -756,6 +801,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, start_pool, NULL);
     tcase_add_test(tc, expected_plugin);
     tcase_add_test(tc, encoders);
+    tcase_add_test(tc, expf_rows);
     tcase_add_loop_test(tc, cap_row, 0, g_n_pairs);
     suite_add_tcase(s, tc);
     int rc = tq_test_run(s);

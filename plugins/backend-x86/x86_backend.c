@@ -30,6 +30,7 @@ static const cpu_kernels x86_kernels = {
     .axpy = x86_axpy,
     .att_dots = x86_att_dots,
     .att_vsum = x86_att_vsum,
+    .expf_row = x86_expf_row,
 };
 
 /* Every op and weight type of cpu_caps: the kernels above cover them. */
@@ -41,6 +42,7 @@ static const cpu_test_iface x86_test = {
     .quantize_q8_0 = x86_quantize_q8_0,
     .quantize_q8_1 = x86_quantize_q8_1,
     .quantize_q8_K = x86_quantize_q8_K,
+    .expf_row = x86_expf_row,
 };
 
 /* ---- entry ---------------------------------------------------------------------- */

@@ -66,6 +66,8 @@ void x86_axpy(float *y, float p, const float *x, int64_t n);
 void x86_att_dots(const float *row, const float *const *q, int nq, int64_t n, float *out);
 void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t n,
                   float *out);
+/* y[i] = expf(x[i]), the C library's result bit for bit (x86_expf.c). */
+void x86_expf_row(const float *x, float *y, int64_t n);
 
 /* ---- activation encoders (x86_quant.c) ----------------------------------- */
 

@@ -39,14 +39,16 @@ static void load_row(const cpu_kernels *k, const char *p, tq_type type, int64_t 
         memcpy(out, p, (size_t)hd * sizeof(float));
 }
 
-static void softmax(float *sc, int64_t n) {
+static void softmax(const cpu_kernels *k, float *sc, int64_t n) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
+    for (int64_t j = 0; j < n; j++) sc[j] -= mx;
+    if (k->expf_row)
+        k->expf_row(sc, sc, n);
+    else
+        for (int64_t j = 0; j < n; j++) sc[j] = expf(sc[j]);
     double sum = 0;
-    for (int64_t j = 0; j < n; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
-    }
+    for (int64_t j = 0; j < n; j++) sum += sc[j];
     const float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++) sc[j] *= inv;
 }
@@ -105,7 +107,7 @@ static void att_worker(void *user, int ith, int nth) {
         for (int64_t q = 0; q < nq; q++) {
             const int64_t i = i0 + q / G, n_see = t->pos0 + i + 1;
             float *s = scores + (size_t)q * (size_t)t->n_kv;
-            softmax(s, n_see);
+            softmax(k, s, n_see);
             vsum(t, kvh, s, n_see, row, (float *)t->dst->data + (i * n_head + kvh * G + q % G) * hd);
         }
     }

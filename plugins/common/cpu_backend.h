@@ -175,6 +175,10 @@ typedef struct cpu_kernels {
      * n f16 or f32 (type) values at v + j * stride bytes. */
     void (*att_vsum)(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys,
                      int64_t n, float *out);
+    /* Optional (NULL: expf per element): y[i] = expf(x[i]) for n values,
+     * equal to the C library's expf bit for bit (x and y may be the same
+     * array); softmax and silu/swiglu use it. */
+    void (*expf_row)(const float *x, float *y, int64_t n);
 } cpu_kernels;
 
 /* The most query vectors one att_dots call takes. */

@@ -120,8 +120,16 @@ void cpu_binary(tq_device *dev, tq_tensor *dst) {
         dev->host->parallel_for(binary_worker, dst);
 }
 
+#define SILU_RUN 256 /* values per expf_row call of silu/swiglu */
+
+typedef struct unary_task {
+    const tq_tensor *dst;
+    const cpu_kernels *k;
+} unary_task;
+
 static void unary_worker(void *user, int ith, int nth) {
-    const tq_tensor *dst = user, *a = dst->src[0];
+    const unary_task *t = user;
+    const tq_tensor *dst = t->dst, *a = dst->src[0];
     const float *restrict x = a->data;
     float *restrict y = dst->data;
     int64_t lo, hi;
@@ -129,21 +137,34 @@ static void unary_worker(void *user, int ith, int nth) {
     if (dst->op == TQ_OP_SCALE) {
         const float s = tq_param_f(dst, 0);
         for (int64_t i = lo; i < hi; i++) y[i] = x[i] * s;
-    } else if (dst->op == TQ_OP_SILU) {
-        for (int64_t i = lo; i < hi; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
-    } else { /* SWIGLU */
-        const float *restrict u = dst->src[1]->data;
-        for (int64_t i = lo; i < hi; i++) y[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
+    } else {
+        /* silu x / (1 + expf(-x)), times u for swiglu: the expf of a run
+         * of SILU_RUN values at a time through the kernel's expf_row. */
+        const float *restrict u = dst->op == TQ_OP_SWIGLU ? dst->src[1]->data : NULL;
+        float e[SILU_RUN];
+        for (int64_t i0 = lo; i0 < hi; i0 += SILU_RUN) {
+            const int64_t m = hi - i0 < SILU_RUN ? hi - i0 : SILU_RUN;
+            for (int64_t i = 0; i < m; i++) e[i] = -x[i0 + i];
+            if (t->k->expf_row)
+                t->k->expf_row(e, e, m);
+            else
+                for (int64_t i = 0; i < m; i++) e[i] = expf(e[i]);
+            if (u)
+                for (int64_t i = 0; i < m; i++) y[i0 + i] = x[i0 + i] / (1.0f + e[i]) * u[i0 + i];
+            else
+                for (int64_t i = 0; i < m; i++) y[i0 + i] = x[i0 + i] / (1.0f + e[i]);
+        }
     }
 }
 
 void cpu_unary(tq_device *dev, tq_tensor *dst) {
     /* silu/swiglu call expf per element: worth the pool much earlier */
     const int64_t n = dst->src[0]->ne[0] * cpu_nrows(dst->src[0]);
+    unary_task t = {dst, dev->k};
     if (n < (dst->op == TQ_OP_SCALE ? PAR_MIN_ELEMS : PAR_MIN_ELEMS / 8))
-        unary_worker(dst, 0, 1);
+        unary_worker(&t, 0, 1);
     else
-        dev->host->parallel_for(unary_worker, dst);
+        dev->host->parallel_for(unary_worker, &t);
 }
 
 void cpu_view_rows(tq_device *dev, tq_tensor *dst) {

@@ -19,6 +19,8 @@ typedef struct cpu_test_iface {
     void (*quantize_q8_0)(const float *x, void *y, int64_t n);
     void (*quantize_q8_1)(const float *x, void *y, int64_t n);
     void (*quantize_q8_K)(const float *x, void *y, int64_t n);
+    /* The kernel's expf_row (cpu_backend.h), or NULL when it has none. [any] */
+    void (*expf_row)(const float *x, float *y, int64_t n);
 } cpu_test_iface;
 
 #endif
