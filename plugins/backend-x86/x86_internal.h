@@ -63,9 +63,10 @@ double x86_sum_squares(const float *x, int64_t n);
 void x86_rope_rows(const float *src, float *out, const float *cs, int64_t n_rot, int neox);
 float x86_dot(const float *a, const float *b, int64_t n);
 void x86_axpy(float *y, float p, const float *x, int64_t n);
-void x86_att_dots(const float *row, const float *const *q, int nq, int64_t n, float *out);
-void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t n,
-                  float *out);
+void x86_att_dots(const float *rows, int nr, const float *const *q, int nq, int64_t n, float *out,
+                  size_t out_stride);
+void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *const *p, int np, const int64_t *n_keys,
+                  int64_t n, float *const *out);
 /* y[i] = expf(x[i]), the C library's result bit for bit (x86_expf.c). */
 void x86_expf_row(const float *x, float *y, int64_t n);
 

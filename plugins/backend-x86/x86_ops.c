@@ -88,38 +88,56 @@ void x86_rope_rows(const float *src, float *out, const float *cs, int64_t n_rot,
 
 /* ---- attention ----------------------------------------------------------------- */
 
-/* out[k] = q[k] . row for n (1..8) query vectors: n independent FMA chains
- * of 8 lanes, each the same sequence of operations as x86_dot, so a score
- * does not depend on how many are computed together. */
-X86_INLINE void dots(const float *row, const float *const *q, const int n, int64_t hd, float *out) {
-    __m256 acc[8];
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < n; k++) acc[k] = _mm256_setzero_ps();
-    for (int64_t d = 0; d < hd; d += 8) {
-        const __m256 rv = _mm256_loadu_ps(row + d);
-        _Pragma("GCC unroll 8")
-        for (int k = 0; k < n; k++) acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(q[k] + d), rv, acc[k]);
-    }
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < n; k++) out[k] = x86_hsum(acc[k]);
-}
-
+/* One 8-lane FMA chain over the head dims per score, then the horizontal
+ * sum: x86_dot's operations, so a score does not depend on how many are
+ * computed together. */
 float x86_dot(const float *a, const float *b, int64_t n) {
-    float out;
-    dots(b, &a, 1, n, &out);
-    return out;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t d = 0; d < n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
+    return x86_hsum(acc);
 }
 
-void x86_att_dots(const float *row, const float *const *q, int nq, int64_t n, float *out) {
-    switch (nq) {
-    case 8: dots(row, q, 8, n, out); break;
-    case 7: dots(row, q, 7, n, out); break;
-    case 6: dots(row, q, 6, n, out); break;
-    case 5: dots(row, q, 5, n, out); break;
-    case 4: dots(row, q, 4, n, out); break;
-    case 3: dots(row, q, 3, n, out); break;
-    case 2: dots(row, q, 2, n, out); break;
-    default: dots(row, q, 1, n, out); break;
+/* NR (1..4) K rows x NQ (1..3) query vectors in registers: 12 chains, and
+ * per step 4 row and 3 query loads for 12 FMAs (one row at a time against
+ * 8 queries loaded 9 vectors per 8 FMAs). */
+X86_INLINE void dots_tile(const float *rows, const int NR, const float *const *q, const int NQ, int64_t hd,
+                          float *out, size_t out_stride) {
+    __m256 acc[4][3];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NR; r++)
+        _Pragma("GCC unroll 3")
+        for (int k = 0; k < NQ; k++) acc[r][k] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 8) {
+        __m256 qv[3];
+        _Pragma("GCC unroll 3")
+        for (int k = 0; k < NQ; k++) qv[k] = _mm256_loadu_ps(q[k] + d);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < NR; r++) {
+            const __m256 rv = _mm256_loadu_ps(rows + (size_t)r * (size_t)hd + d);
+            _Pragma("GCC unroll 3")
+            for (int k = 0; k < NQ; k++) acc[r][k] = _mm256_fmadd_ps(qv[k], rv, acc[r][k]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NR; r++)
+        _Pragma("GCC unroll 3")
+        for (int k = 0; k < NQ; k++) out[(size_t)k * out_stride + (size_t)r] = x86_hsum(acc[r][k]);
+}
+
+#define DOTS_CASE(R, Q) \
+    case (R) * 4 + (Q): dots_tile(rows, R, q + k, Q, hd, out + (size_t)k * out_stride, out_stride); break;
+
+void x86_att_dots(const float *rows, int nr, const float *const *q, int nq, int64_t hd, float *out,
+                  size_t out_stride) {
+    for (int k = 0; k < nq; k += 3) {
+        const int nk = nq - k < 3 ? nq - k : 3;
+        switch (nr * 4 + nk) {
+        DOTS_CASE(4, 3) DOTS_CASE(4, 2) DOTS_CASE(4, 1)
+        DOTS_CASE(3, 3) DOTS_CASE(3, 2) DOTS_CASE(3, 1)
+        DOTS_CASE(2, 3) DOTS_CASE(2, 2) DOTS_CASE(2, 1)
+        DOTS_CASE(1, 3) DOTS_CASE(1, 2)
+        default: dots_tile(rows, 1, q + k, 1, hd, out + (size_t)k * out_stride, out_stride); break;
+        }
     }
 }
 
@@ -135,28 +153,65 @@ X86_INLINE __m256 load8(const char *p, tq_type type, int64_t d) {
     return _mm256_loadu_ps((const float *)p + d);
 }
 
-/* out[d0 .. d0 + 8 * NCH) of x86_att_vsum, the accumulators held in
- * registers for the whole pass over the keys (one FMA chain per 8 lanes in
- * key order: x86_axpy's operations). */
-X86_INLINE void vsum(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t d0,
-                     const int NCH, float *out) {
-    __m256 acc[8];
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < NCH; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n_keys; j++, v += stride) {
-        const __m256 pv = _mm256_set1_ps(p[j]);
-        _Pragma("GCC unroll 8")
-        for (int c = 0; c < NCH; c++) acc[c] = _mm256_fmadd_ps(pv, load8(v, type, d0 + 8 * c), acc[c]);
+/* Dims [d0, d0 + 16) of x86_att_vsum for NQ (1..4) query vectors: each V
+ * slice loaded (and widened) once for the NQ of them, the 8 accumulators
+ * held in registers over the keys the NQ all see, then each vector's own
+ * last keys. Every lane is one FMA chain in key order from 0: x86_axpy's
+ * operations, whatever NQ. */
+X86_INLINE void vsum_tile(const char *v, size_t stride, tq_type type, const float *const *p, const int64_t *n_keys,
+                          const int NQ, int64_t d0, float *const *out) {
+    __m256 acc[4][2];
+    int64_t n_all = n_keys[0];
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < NQ; k++) {
+        acc[k][0] = acc[k][1] = _mm256_setzero_ps();
+        n_all = n_keys[k] < n_all ? n_keys[k] : n_all;
     }
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < NCH; c++) _mm256_storeu_ps(out + d0 + 8 * c, acc[c]);
+    const char *vr = v;
+    for (int64_t j = 0; j < n_all; j++, vr += stride) {
+        const __m256 v0 = load8(vr, type, d0), v1 = load8(vr, type, d0 + 8);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < NQ; k++) {
+            const __m256 pv = _mm256_broadcast_ss(p[k] + j);
+            acc[k][0] = _mm256_fmadd_ps(pv, v0, acc[k][0]);
+            acc[k][1] = _mm256_fmadd_ps(pv, v1, acc[k][1]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < NQ; k++) {
+        const char *vk = vr;
+        for (int64_t j = n_all; j < n_keys[k]; j++, vk += stride) {
+            const __m256 pv = _mm256_broadcast_ss(p[k] + j);
+            acc[k][0] = _mm256_fmadd_ps(pv, load8(vk, type, d0), acc[k][0]);
+            acc[k][1] = _mm256_fmadd_ps(pv, load8(vk, type, d0 + 8), acc[k][1]);
+        }
+        _mm256_storeu_ps(out[k] + d0, acc[k][0]);
+        _mm256_storeu_ps(out[k] + d0 + 8, acc[k][1]);
+    }
 }
 
-void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t n,
-                  float *out) {
-    int64_t d = 0;
-    for (; d + 64 <= n; d += 64) vsum(v, stride, type, p, n_keys, d, 8, out);
-    if (d + 32 <= n) vsum(v, stride, type, p, n_keys, d, 4, out), d += 32;
-    if (d + 16 <= n) vsum(v, stride, type, p, n_keys, d, 2, out), d += 16;
-    if (d + 8 <= n) vsum(v, stride, type, p, n_keys, d, 1, out);
+/* The last 8 dims when n is an odd multiple of 8, one vector at a time. */
+X86_INLINE void vsum_8(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys, int64_t d0,
+                       float *out) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n_keys; j++, v += stride) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), load8(v, type, d0), acc);
+    _mm256_storeu_ps(out + d0, acc);
+}
+
+void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *const *p, int np, const int64_t *n_keys,
+                  int64_t n, float *const *out) {
+    for (int k = 0; k < np; k += 4) {
+        const int nk = np - k < 4 ? np - k : 4;
+        int64_t d = 0;
+        for (; d + 16 <= n; d += 16) {
+            switch (nk) {
+            case 4: vsum_tile(v, stride, type, p + k, n_keys + k, 4, d, out + k); break;
+            case 3: vsum_tile(v, stride, type, p + k, n_keys + k, 3, d, out + k); break;
+            case 2: vsum_tile(v, stride, type, p + k, n_keys + k, 2, d, out + k); break;
+            default: vsum_tile(v, stride, type, p + k, n_keys + k, 1, d, out + k); break;
+            }
+        }
+        if (d < n)
+            for (int m = 0; m < nk; m++) vsum_8(v, stride, type, p[k + m], n_keys[k + m], d, out[k + m]);
+    }
 }

@@ -5,10 +5,10 @@
  * One task = a block of up to AQB query tokens and one KV head with the
  * `group` query heads that share it: each K row is widened to f32 once per
  * task (not once per token) and dotted with every query vector of the task,
- * CPU_ATT_DOTS at a time (the plugin's att_dots shares the row's loads
- * between them); then each query vector's weighted sum of V rows (the
- * plugin's att_vsum keeps its accumulators in registers). Tasks are dealt
- * round-robin, since with a causal mask later tokens have more keys.
+ * CPU_ATT_ROWS rows at a time (the plugin's att_dots multiplies them in
+ * register tiles); then the query vectors' weighted sums of V rows (the
+ * plugin's att_vsum reads each V row once for several of them). Tasks are
+ * dealt round-robin, since with a causal mask later tokens have more keys.
  *
  * Scores and sums use the plugin's dot and axpy order (FMA lanes, not the
  * ref's sequential sums: the conformance test bounds the difference), and
@@ -53,25 +53,31 @@ static void softmax(const cpu_kernels *k, float *sc, int64_t n) {
     for (int64_t j = 0; j < n; j++) sc[j] *= inv;
 }
 
-/* out = sum over keys j < n_see of p[j] * V_j of KV head kvh; row is hd
- * floats of scratch. */
-static void vsum(const att_task *t, int64_t kvh, const float *p, int64_t n_see, float *row, float *out) {
+/* out[q] = sum over keys j < n_see[q] of p[q][j] * V_j of KV head kvh, for
+ * nq query vectors; row is hd floats of scratch. */
+static void vsum(const att_task *t, int64_t kvh, const float *const *p, int64_t nq, const int64_t *n_see,
+                 float *row, float *const *out) {
     const int64_t hd = t->q->ne[0];
     const char *v = (const char *)t->v->data + kvh * t->v->nb[2];
     if (t->k->att_vsum) {
-        t->k->att_vsum(v, t->v->nb[1], t->v->type, p, n_see, hd, out);
+        t->k->att_vsum(v, t->v->nb[1], t->v->type, p, (int)nq, n_see, hd, out);
         return;
     }
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int64_t j = 0; j < n_see; j++, v += t->v->nb[1]) {
-        load_row(t->k, v, t->v->type, hd, row);
-        t->k->axpy(out, p[j], row, hd);
+    for (int64_t q = 0; q < nq; q++) {
+        memset(out[q], 0, (size_t)hd * sizeof(float));
+        const char *vr = v;
+        for (int64_t j = 0; j < n_see[q]; j++, vr += t->v->nb[1]) {
+            load_row(t->k, vr, t->v->type, hd, row);
+            t->k->axpy(out[q], p[q][j], row, hd);
+        }
     }
 }
 
-/* Bytes of a task's query vector pointers, a multiple of 64. */
+/* Per-thread scratch: the task's query vectors, probability rows and
+ * outputs (pointers), key counts, the scores (AQB * group rows of n_kv)
+ * and CPU_ATT_ROWS widened K rows. */
 static size_t att_ptr_bytes(int64_t group) {
-    return ((size_t)(AQB * group) * sizeof(const float *) + 63) / 64 * 64;
+    return ((size_t)(AQB * group) * (3 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64;
 }
 
 static void att_worker(void *user, int ith, int nth) {
@@ -81,35 +87,39 @@ static void att_worker(void *user, int ith, int nth) {
     const int64_t n_kv_head = t->kc->ne[2], G = t->group;
     const int64_t n_blk = (n_tok + AQB - 1) / AQB;
     char *mem = (char *)t->work + (size_t)ith * t->work_stride;
-    const float **qv = (const float **)(void *)mem;            /* AQB * G query vectors */
-    float *scores = (float *)(void *)(mem + att_ptr_bytes(G)); /* AQB * G x n_kv        */
-    float *row = scores + (size_t)(AQB * G) * (size_t)t->n_kv; /* hd                    */
+    const float **qv = (const float **)(void *)mem;             /* AQB * G query vectors */
+    const float **pv = qv + AQB * G;                             /* their probabilities   */
+    float **ov = (float **)(void *)(pv + AQB * G);               /* their outputs         */
+    int64_t *n_see = (int64_t *)(void *)(ov + AQB * G);          /* their key counts      */
+    float *scores = (float *)(void *)(mem + att_ptr_bytes(G));   /* AQB * G x n_kv        */
+    float *rows = scores + (size_t)(AQB * G) * (size_t)t->n_kv;  /* CPU_ATT_ROWS x hd     */
     for (int64_t task = ith; task < n_blk * n_kv_head; task += nth) {
         const int64_t b = task / n_kv_head, kvh = task % n_kv_head;
         const int64_t i0 = b * AQB, nq_tok = n_tok - i0 < AQB ? n_tok - i0 : AQB;
         const int64_t nq = nq_tok * G;
-        for (int64_t q = 0; q < nq; q++) /* token i0 + q / G, head kvh * G + q % G */
-            qv[q] = (const float *)t->q->data + ((i0 + q / G) * n_head + kvh * G + q % G) * hd;
-        const int64_t n_see_max = t->pos0 + i0 + nq_tok; /* causal: keys 0..pos0+i */
+        for (int64_t q = 0; q < nq; q++) { /* token i0 + q / G, head kvh * G + q % G */
+            const int64_t i = i0 + q / G, h = kvh * G + q % G;
+            qv[q] = (const float *)t->q->data + (i * n_head + h) * hd;
+            pv[q] = scores + (size_t)q * (size_t)t->n_kv;
+            ov[q] = (float *)t->dst->data + (i * n_head + h) * hd;
+            n_see[q] = t->pos0 + i + 1; /* causal: keys 0..pos0+i */
+        }
+        const int64_t n_see_max = t->pos0 + i0 + nq_tok;
         const char *kr = (const char *)t->kc->data + kvh * t->kc->nb[2];
-        for (int64_t j = 0; j < n_see_max; j++, kr += t->kc->nb[1]) {
-            load_row(k, kr, t->kc->type, hd, row);
-            for (int64_t q = 0; q < nq; q += CPU_ATT_DOTS) {
-                const int n = nq - q < CPU_ATT_DOTS ? (int)(nq - q) : CPU_ATT_DOTS;
-                float s[CPU_ATT_DOTS];
-                if (k->att_dots)
-                    k->att_dots(row, qv + q, n, hd, s);
-                else
-                    for (int m = 0; m < n; m++) s[m] = k->dot(qv[q + m], row, hd);
-                for (int m = 0; m < n; m++) scores[(size_t)(q + m) * (size_t)t->n_kv + (size_t)j] = s[m] * t->scale;
-            }
+        for (int64_t j = 0; j < n_see_max; j += CPU_ATT_ROWS) {
+            const int nr = n_see_max - j < CPU_ATT_ROWS ? (int)(n_see_max - j) : CPU_ATT_ROWS;
+            for (int r = 0; r < nr; r++, kr += t->kc->nb[1]) load_row(k, kr, t->kc->type, hd, rows + r * hd);
+            float *sj = scores + j;
+            if (k->att_dots)
+                k->att_dots(rows, nr, qv, (int)nq, hd, sj, (size_t)t->n_kv);
+            else
+                for (int64_t q = 0; q < nq; q++)
+                    for (int r = 0; r < nr; r++) sj[(size_t)q * (size_t)t->n_kv + (size_t)r] = k->dot(qv[q], rows + r * hd, hd);
+            for (int64_t q = 0; q < nq; q++)
+                for (int r = 0; r < nr; r++) sj[(size_t)q * (size_t)t->n_kv + (size_t)r] *= t->scale;
         }
-        for (int64_t q = 0; q < nq; q++) {
-            const int64_t i = i0 + q / G, n_see = t->pos0 + i + 1;
-            float *s = scores + (size_t)q * (size_t)t->n_kv;
-            softmax(k, s, n_see);
-            vsum(t, kvh, s, n_see, row, (float *)t->dst->data + (i * n_head + kvh * G + q % G) * hd);
-        }
+        for (int64_t q = 0; q < nq; q++) softmax(k, scores + (size_t)q * (size_t)t->n_kv, n_see[q]);
+        vsum(t, kvh, pv, nq, n_see, rows, ov);
     }
 }
 
@@ -126,7 +136,7 @@ tq_status cpu_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.scale = tq_param_f(dst, 3);
     const size_t hd = (size_t)t.q->ne[0];
     t.work_stride = att_ptr_bytes(t.group) +
-                    ((size_t)(AQB * t.group) * (size_t)t.n_kv + hd + 15) / 16 * 16 * sizeof(float);
+                    ((size_t)(AQB * t.group) * (size_t)t.n_kv + CPU_ATT_ROWS * hd + 15) / 16 * 16 * sizeof(float);
     t.work = cpu_scratch(dev, t.work_stride * (size_t)dev->host->n_threads);
     if (!t.work) return cpu_error(dev, err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", t.n_kv);
     dev->host->parallel_for(att_worker, &t);

@@ -167,22 +167,25 @@ typedef struct cpu_kernels {
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float p, const float *x, int64_t n);
     /* Optional (NULL: the driver loops over dot / axpy), and bit-identical
-     * to those loops: out[k] = dot(q[k], row, n) for nq (1..CPU_ATT_DOTS)
-     * query vectors, sharing the row's loads; */
-    void (*att_dots)(const float *row, const float *const *q, int nq, int64_t n, float *out);
-    /* out[0..n) = the sum over keys j < n_keys of p[j] * V_j, each lane
-     * accumulated from 0 in key order as axpy does, where V_j is the row of
-     * n f16 or f32 (type) values at v + j * stride bytes. */
-    void (*att_vsum)(const char *v, size_t stride, tq_type type, const float *p, int64_t n_keys,
-                     int64_t n, float *out);
+     * to those loops: out[k * out_stride + r] = dot(q[k], rows + r * n, n)
+     * for nr (1..CPU_ATT_ROWS) f32 rows and nq (any) query vectors, in
+     * register tiles that share the loads; */
+    void (*att_dots)(const float *rows, int nr, const float *const *q, int nq, int64_t n, float *out,
+                     size_t out_stride);
+    /* for each of np query vectors k: out[k][0..n) = the sum over keys j <
+     * n_keys[k] of p[k][j] * V_j, each lane accumulated from 0 in key order
+     * as axpy does, where V_j is the row of n f16 or f32 (type) values at
+     * v + j * stride bytes (the kernel reads each V_j once for several k). */
+    void (*att_vsum)(const char *v, size_t stride, tq_type type, const float *const *p, int np,
+                     const int64_t *n_keys, int64_t n, float *const *out);
     /* Optional (NULL: expf per element): y[i] = expf(x[i]) for n values,
      * equal to the C library's expf bit for bit (x and y may be the same
      * array); softmax and silu/swiglu use it. */
     void (*expf_row)(const float *x, float *y, int64_t n);
 } cpu_kernels;
 
-/* The most query vectors one att_dots call takes. */
-#define CPU_ATT_DOTS 8
+/* The most K rows one att_dots call takes. */
+#define CPU_ATT_ROWS 4
 
 /* The device: the host table, the plugin's kernels and per-call working
  * memory. Every CPU backend built on this file shares the definition. */
