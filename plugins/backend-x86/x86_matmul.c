@@ -172,47 +172,51 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const
                 acc[r][c] = _mm256_fmadd_ps(load_w8(w[r], n16, T), load_w8(a[c], n16, T), acc[r][c]);
 }
 
-/* out[r * FC + c] for nr x nc weight rows w and columns a, both of type T. */
+/* out[c * ld + r] for nr x nc weight rows w and columns a, both of type T
+ * (ld: the output's column stride, so the sums go straight to dst). */
 X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const void *const *a,
-                           const int nc, float *out, const int T) {
+                           const int nc, float *out, size_t ld, const int T) {
     __m256 even[FR][FC], odd[FR][FC];
     tile_chain(n, 0, w, nr, a, nc, even, T);
     tile_chain(n, 8, w, nr, a, nc, odd, T);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < nc; c++) out[r * FC + c] = x86_hsum(_mm256_add_ps(even[r][c], odd[r][c]));
+        for (int c = 0; c < nc; c++) out[c * ld + r] = x86_hsum(_mm256_add_ps(even[r][c], odd[r][c]));
     const int64_t n8 = n / 8 * 8;
     for (int64_t i = n8; i < n; i++)
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
             const float wf = load_w1(w[r], i, T);
             _Pragma("GCC unroll 4")
-            for (int c = 0; c < nc; c++) out[r * FC + c] += wf * load_w1(a[c], i, T);
+            for (int c = 0; c < nc; c++) out[c * ld + r] += wf * load_w1(a[c], i, T);
         }
 }
 
 #define TILE_CASE(R, C) \
-    case (R) * 8 + (C): tile_float(n, w, R, a, C, out, T); break;
+    case (R) * 8 + (C): tile_float(n, w, R, a, C, out, ld, T); break;
 
 X86_INLINE void tile_float_any(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
-                               float *out, const int T) {
+                               float *out, size_t ld, const int T) {
     switch (nr * 8 + nc) {
     TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
     TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
     TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2)
-    default: tile_float(n, w, 1, a, 1, out, T); break;
+    default: tile_float(n, w, 1, a, 1, out, ld, T); break;
     }
 }
 
-static void tile_f32(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
-    tile_float_any(n, w, nr, a, nc, out, WF_F32);
+static void tile_f32(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+                     size_t ld) {
+    tile_float_any(n, w, nr, a, nc, out, ld, WF_F32);
 }
-static void tile_f16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
-    tile_float_any(n, w, nr, a, nc, out, WF_F16);
+static void tile_f16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+                     size_t ld) {
+    tile_float_any(n, w, nr, a, nc, out, ld, WF_F16);
 }
-static void tile_bf16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out) {
-    tile_float_any(n, w, nr, a, nc, out, WF_BF16);
+static void tile_bf16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+                     size_t ld) {
+    tile_float_any(n, w, nr, a, nc, out, ld, WF_BF16);
 }
 
 /* Column x (n f32 values that T represents exactly) in T's 16-bit format. */
@@ -732,7 +736,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
     const int64_t n_in = w->ne[0];
     const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *) =
+    void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *, size_t) =
         T == WF_F16 ? tile_f16 : T == WF_BF16 ? tile_bf16 : tile_f32;
     const int64_t cb = float_col_block(n_in);
     for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
@@ -754,10 +758,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
                         a[k] = y;
                     }
                 }
-                float out[FR * FC];
-                tile(n_in, wrow, nr, a, nc, out);
-                for (int j = 0; j < nr; j++)
-                    for (int k = 0; k < nc; k++) dst[(c + k) * n_out + r + j] = out[j * FC + k];
+                tile(n_in, wrow, nr, a, nc, dst + c * n_out + r, (size_t)n_out);
             }
         }
     }
