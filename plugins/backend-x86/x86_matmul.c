@@ -115,10 +115,8 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
     static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
                      float *out) {                                                          \
         if (nc > 1) name##_tiles(n, w, nr, a, nc, out);                                     \
-        else if (nr == 4) dot_float(n, w, 4, a, 1, out, T);                                 \
-        else if (nr == 3) dot_float(n, w, 3, a, 1, out, T);                                 \
-        else if (nr == 2) dot_float(n, w, 2, a, 1, out, T);                                 \
-        else dot_float(n, w, 1, a, 1, out, T);                                              \
+        else                                                                                \
+            for (int r = 0; r < nr; r++) dot_float(n, w + r, 1, a, 1, out + r * NC, T);    \
     }
 FLOAT_ENTRY(dot_f32, WF_F32)
 FLOAT_ENTRY(dot_f16, WF_F16)
