@@ -762,8 +762,9 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
     }
 }
 
-/* Prefill: float tiles pay off once a tile's rows meet a few columns; the row-interleaved integer tiles (groups of 8 rows) pay for
- * their unpacking from I8_MIN_COLS columns on. */
+/* Prefill: float tiles pay off once a tile's rows meet a few columns; the
+ * row-interleaved integer tiles (groups of 8 rows) pay for their unpacking
+ * from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
     {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
     {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
