@@ -79,6 +79,11 @@ static const char usage_common[] =
     "  --kv NAME                 KV-cache plugin (default: the built-in f16)\n"
     "  -ctk, --cache-type-k T    K format (f16, f32, or a KV plugin's format)\n"
     "  -ctv, --cache-type-v T    V format\n"
+    "  --mmap, --no-mmap         use the weights in place in the file mapping, or read\n"
+    "                            them into 2 MB pages first ([model] mmap; default\n"
+    "                            --no-mmap: decoding streams them ~10% faster, for\n"
+    "                            ~0.1 s per GB at load; models over half the RAM stay\n"
+    "                            mapped)\n"
     "  --config FILE             ini file; its relative paths are relative to it\n"
     "  --plugin-dir DIR          search DIR for plugins first\n"
     "  -v, --verbose             log loading, plugin and fallback decisions\n"
@@ -240,6 +245,8 @@ int tq_cli_parse(tq_cli *cli, const char *cmd, int argc, char **argv, int *done)
             cli->chat = 1;
         } else if (strcmp(a, "--plugin-dir") == 0) {
             if (!(cli->plugin_dir = take(argc, argv, &i))) return 1;
+        } else if (strcmp(a, "--mmap") == 0 || strcmp(a, "--no-mmap") == 0) {
+            tq_config_set(cli->cfg, "model", "mmap", strcmp(a, "--mmap") == 0 ? "true" : "false");
         } else if (strcmp(a, "--logits-out") == 0) {
             if (!(cli->logits_out = take(argc, argv, &i))) return 1;
         } else if (strcmp(a, "--logits-rows") == 0) {
@@ -387,8 +394,15 @@ int tq_cli_open_session(tq_cli *cli, tq_session **out) {
     }
     free(cli->model_path);
     cli->model_path = resolve(cli, model, !cli->model_from_flag);
+    int use_mmap = 0;
+    tq_error err = {0};
+    if (tq_config_get_bool(cli->cfg, "model", "mmap", &use_mmap, &err) != TQ_OK) {
+        tq_cli_error("%s", err.message);
+        return 1;
+    }
     tq_session_params p = {
         .model_path = cli->model_path,
+        .mmap = use_mmap,
         .n_ctx = (int32_t)cli->n_ctx,
         .n_batch = (int32_t)cli->n_batch,
         .backends = tq_config_get(cli->cfg, "runtime", "backend"),
@@ -396,7 +410,6 @@ int tq_cli_open_session(tq_cli *cli, tq_session **out) {
         .cache_type_k = tq_config_get(cli->cfg, "runtime", "cache_type_k"),
         .cache_type_v = tq_config_get(cli->cfg, "runtime", "cache_type_v"),
     };
-    tq_error err = {0};
     double t0 = tq_cli_now();
     if (tq_session_open(cli->reg, &p, out, &err) != TQ_OK) {
         tq_cli_error("%s", err.message);

@@ -73,8 +73,9 @@ static void usage(void) {
            "  -o FMT                md (default) or csv\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  -b, --batch-size N    tokens per graph (default 2048)\n"
-           "  --backend LIST  --kv NAME  -ctk T  -ctv T  --config FILE  --plugin-dir DIR  -v\n"
-           "                        as for tqrun generation\n");
+           "  --backend LIST  --kv NAME  -ctk T  -ctv T  --mmap  --no-mmap  --config FILE\n"
+           "  --plugin-dir DIR  -v  as for tqrun generation (the load time printed includes\n"
+           "                        reading the weights into 2 MB pages, unless --mmap)\n");
 }
 
 static int is_flag(const char *a, const char *x, const char *y) {

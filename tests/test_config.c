@@ -195,6 +195,33 @@ START_TEST(bad_numbers) {
 }
 END_TEST
 
+START_TEST(booleans) {
+    tq_config *cfg = tq_config_new();
+    tq_error err = {0};
+    int b = 7;
+    ck_assert_int_eq(tq_config_get_bool(cfg, "model", "mmap", &b, &err), TQ_OK); /* absent: kept */
+    ck_assert_int_eq(b, 7);
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(tq_config_set(cfg, "model", "mmap", yes[i]), TQ_OK);
+        ck_assert_int_eq(tq_config_get_bool(cfg, "model", "mmap", &b, &err), TQ_OK);
+        ck_assert_int_eq(b, 1);
+        ck_assert_int_eq(tq_config_set(cfg, "model", "mmap", no[i]), TQ_OK);
+        ck_assert_int_eq(tq_config_get_bool(cfg, "model", "mmap", &b, &err), TQ_OK);
+        ck_assert_int_eq(b, 0);
+    }
+    static const char *const bad[] = {"", "maybe", "TRUE ", "2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b = 7;
+        ck_assert_int_eq(tq_config_set(cfg, "model", "mmap", bad[i]), TQ_OK);
+        ck_assert_int_eq(tq_config_get_bool(cfg, "model", "mmap", &b, &err), TQ_ERR_INVALID);
+        assert_starts_with(err.message, "model.mmap: ");
+        ck_assert_int_eq(b, 7);
+    }
+    tq_config_free(cfg);
+}
+END_TEST
+
 START_TEST(overrides_replace_file_values) {
     char *path = data("good.ini");
     tq_config *cfg = tq_config_new();
@@ -328,6 +355,7 @@ int main(void) {
     tcase_add_loop_test(tc, malformed_files, 0, (int)(sizeof malformed / sizeof malformed[0]));
     tcase_add_test(tc, range_error_names_line);
     tcase_add_test(tc, bad_numbers);
+    tcase_add_test(tc, booleans);
     tcase_add_test(tc, overrides_replace_file_values);
     tcase_add_test(tc, failed_load_changes_nothing);
     tcase_add_test(tc, long_line_refused);

@@ -838,6 +838,45 @@ START_TEST(real_model_structure) {
 }
 END_TEST
 
+/* tq_gguf_copy_weights: every tensor's bytes equal the file's, now at a
+ * different address, the relative layout kept, metadata untouched; a
+ * second call is a no-op. */
+START_TEST(weights_copy) {
+    char *path = tq_test_data_path("stories260K.gguf");
+    tq_gguf *g;
+    tq_error err;
+    ck_assert_msg(tq_gguf_open(path, &g, &err) == TQ_OK, "%s", err.message);
+    size_t len;
+    char *file = tq_test_read_file(path, &len);
+    ck_assert_ptr_nonnull(file);
+    const int64_t nt = tq_gguf_n_tensors(g);
+    ck_assert_int_gt(nt, 0);
+    const uint8_t *before = tq_gguf_tensor(g, 0)->data;
+    int copied = -1;
+    ck_assert_msg(tq_gguf_copy_weights(g, &copied, &err) == TQ_OK, "%s", err.message);
+    ck_assert_int_eq(copied, 1);
+    const uint8_t *base = tq_gguf_tensor(g, 0)->data;
+    ck_assert_ptr_ne(base, before);
+    ck_assert_uint_eq((uintptr_t)base % (2u << 20), 0); /* starts a 2 MB page */
+    for (int64_t i = 0; i < nt; i++) {
+        const tq_tensor *t = tq_gguf_tensor(g, i);
+        const uint64_t off = tq_gguf_tensor_offset(g, i), nbytes = t->nb[3] * (uint64_t)t->ne[3];
+        ck_assert_ptr_eq((const uint8_t *)t->data, base + off);
+        ck_assert_msg(memcmp(t->data, file + tq_gguf_data_offset(g) + off, nbytes) == 0,
+                      "tensor %s differs from the file after the copy", t->name);
+    }
+    const char *arch;
+    ck_assert_int_eq(tq_gguf_get_str(g, "general.architecture", &arch, &err), TQ_OK);
+    ck_assert_str_eq(arch, "llama");
+    ck_assert_int_eq(tq_gguf_copy_weights(g, &copied, &err), TQ_OK);
+    ck_assert_int_eq(copied, 0);
+    ck_assert_ptr_eq(tq_gguf_tensor(g, 0)->data, base);
+    tq_gguf_close(g);
+    free(file);
+    free(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("bad_input");
@@ -847,6 +886,7 @@ int main(void) {
     tcase_add_test(tc, every_prefix_fails);
     tcase_add_test(tc, random_corruption);
     tcase_add_test(tc, getters_and_types);
+    tcase_add_test(tc, weights_copy);
     suite_add_tcase(s, tc);
 
     /* Without the shared models the tests above still run; the suite then

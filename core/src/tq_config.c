@@ -36,7 +36,7 @@ typedef struct section_schema {
     const char *const *keys;   /* NULL-terminated */
 } section_schema;
 
-static const char *const model_keys[] = {"path", NULL};
+static const char *const model_keys[] = {"path", "mmap", NULL};
 static const char *const runtime_keys[] = {
     "backend", "kv", "cache_type_k", "cache_type_v", "threads",
     "ctx_size", "batch_size", "seed", NULL};
@@ -358,6 +358,21 @@ tq_status tq_config_get_int(const tq_config *cfg, const char *section, const cha
                             min, max);
     *out = v;
     return TQ_OK;
+}
+
+tq_status tq_config_get_bool(const tq_config *cfg, const char *section, const char *key, int *out,
+                             tq_error *err) {
+    const entry *e = cfg ? find_entry(cfg, section, key) : NULL;
+    if (!e) return TQ_OK;
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(e->value, yes[i]) == 0) return *out = 1, TQ_OK;
+        if (strcmp(e->value, no[i]) == 0) return *out = 0, TQ_OK;
+    }
+    char where[200];
+    describe(e, where, sizeof where);
+    return tq_error_set(err, TQ_ERR_INVALID, "%s: '%s' is not a boolean (true/false, 1/0, yes/no, on/off)",
+                        where, e->value);
 }
 
 tq_status tq_config_get_float(const tq_config *cfg, const char *section, const char *key,

@@ -24,6 +24,9 @@ tq_status tq_config_get_int(const tq_config *cfg, const char *section, const cha
                             long long min, long long max, long long *out, tq_error *err);
 tq_status tq_config_get_float(const tq_config *cfg, const char *section, const char *key,
                               double min, double max, double *out, tq_error *err);
+/* true/false, 1/0, yes/no, on/off into *out (1 or 0). */
+tq_status tq_config_get_bool(const tq_config *cfg, const char *section, const char *key, int *out,
+                             tq_error *err);
 void tq_config_free(tq_config *cfg);
 
 #endif

@@ -45,7 +45,19 @@ tq_status tq_gguf_get_bool(const tq_gguf *g, const char *key, int *out, tq_error
 /* NUL-terminated copy owned by g (lives until tq_gguf_close). */
 tq_status tq_gguf_get_str(const tq_gguf *g, const char *key, const char **out, tq_error *err);
 
-/* Tensors, in file order. data points into the mapping. */
+/* Reads the tensor data into private anonymous memory that asks for 2 MB
+ * pages (MADV_HUGEPAGE) and points every tensor there: decoding streams
+ * all the weights once per token, and with 4 KB pages of the file mapping
+ * each 4 KB costs a TLB miss and ends the prefetchers' run (2 threads
+ * streamed 26.6 GB/s from 4 KB pages against 31.7 GB/s from 2 MB pages on
+ * the development VM). Read with up to 4 threads (TinyLlama 1.1B Q4_0,
+ * 637 MB: about 130 ms from the page cache). *copied = 0 and nothing
+ * changes when the data is over half the RAM or the memory cannot be
+ * mapped (the file mapping then serves as before); a read error is an
+ * error. Call before handing tensors out. [main] */
+tq_status tq_gguf_copy_weights(tq_gguf *g, int *copied, tq_error *err);
+
+/* Tensors, in file order. data points into the mapping (or the copy). */
 int64_t tq_gguf_n_tensors(const tq_gguf *g);
 const tq_tensor *tq_gguf_tensor(const tq_gguf *g, int64_t i);
 const tq_tensor *tq_gguf_find_tensor(const tq_gguf *g, const char *name);

@@ -41,6 +41,12 @@ tq_status tq_session_open(const tq_registry *reg, const tq_session_params *p, tq
     if (!s) return tq_error_set(err, TQ_ERR_NOMEM, "out of memory");
     tq_status st = tq_gguf_open(p->model_path, &s->gguf, err);
     if (st != TQ_OK) goto fail;
+    if (!p->mmap) {
+        int copied;
+        st = tq_gguf_copy_weights(s->gguf, &copied, err);
+        if (st != TQ_OK) goto fail;
+        if (!copied) tq_log(TQ_LOG_INFO, "core", "%s: weights used in place (mapped)", p->model_path);
+    }
 
     st = tq_gguf_get_str(s->gguf, "general.architecture", &s->arch_name, err);
     if (st != TQ_OK) {

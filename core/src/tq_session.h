@@ -19,6 +19,8 @@ typedef struct tq_session_params {
     const char *kv;           /* KV plugin name; NULL: the built-in "f16"        */
     const char *cache_type_k; /* NULL: "f16"                                    */
     const char *cache_type_v; /* NULL: "f16"                                    */
+    int32_t mmap;             /* 1: weights used in place in the file mapping;
+                                 0: read into 2 MB pages (tq_gguf_copy_weights) */
 } tq_session_params;
 
 typedef struct tq_session tq_session;
