@@ -20,8 +20,14 @@
 #
 # Environment (defaults): TQRUN (build/cli/tqrun), TQGEN
 # (build/tools/tq-gen-model), SHARED (../shared), MODELS (/tmp/tqmodels),
-# THREADS (2), REPS (5), CHUNKS (8), BACKEND (the ini's/default chain; e.g.
-# "x86"), TYPES (quality types), OUT (bench/compare-<host>-<date>.md).
+# THREADS (2), REPS (5), ROUNDS (1), CHUNKS (8), BACKEND (the ini's/default
+# chain; e.g. "x86"), TYPES (quality types), OUT (bench/compare-<host>-<date>.md).
+#
+# ROUNDS > 1 runs llama-bench and tqrun bench ROUNDS times in turn per model
+# (REPS repetitions each) and reports medians over all ROUNDS x REPS
+# samples with the lowest and highest per-round ratio: on a shared VM the
+# speed of both moves by 10-20% from minute to minute, and alternating
+# puts both tools under the same moments.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +38,7 @@ SHARED=${SHARED:-$here/../shared}
 MODELS=${MODELS:-/tmp/tqmodels}
 THREADS=${THREADS:-2}
 REPS=${REPS:-5}
+ROUNDS=${ROUNDS:-1}
 CHUNKS=${CHUNKS:-8}
 BACKEND=${BACKEND:-}
 TYPES=${TYPES:-"Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0 Q5_K_M Q4_K_M Q3_K_M Q2_K"}
@@ -51,23 +58,51 @@ log=$MODELS/compare.log
 
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v))' "$@"; }
 
-# llama-bench -o json: median of samples_ts per test, printed as "test median"
+# llama-bench -o json, one round: "L round test sample..." per test
 lb() {
   "$PEER_BIN_DIR/llama-bench" -m "$1" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o json 2>>"$log" |
     python3 -c '
-import json, statistics, sys
+import json, sys
 for r in json.load(sys.stdin):
     t = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
-    print(t, "%.2f" % statistics.median(r["samples_ts"]))'
+    print("L", sys.argv[1], t, *("%.3f" % x for x in r["samples_ts"]))' "$2"
 }
-# tqrun bench -o csv: test, median, load ms, backend, GB/s (weights read per
-# generated token x t/s; 0 for prompt tests)
+# tqrun bench -o csv, one round: "T round test load_ms backend GB/s-at-median
+# median sample..." (GB/s: weights read per generated token x t/s; 0 for
+# prompt tests)
 tb() {
   "$TQRUN" bench -m "$1" -p 512 -n 128 -t "$THREADS" -r "$REPS" -o csv "${backend_args[@]}" 2>>"$log" |
     python3 -c '
 import csv, sys
 for r in csv.DictReader(sys.stdin):
-    print(r["test"], r["ts_median"], r["load_ms"], r["backend"].replace(" ", ""), r["gbps"], r["ts_median"])'
+    print("T", sys.argv[1], r["test"], r["load_ms"], r["backend"].replace(" ", ""), r["gbps"], r["ts_median"], r["samples_ts"])' "$2"
+}
+# Rows of the speed table from the lb/tb lines of one model on stdin.
+summarize() {
+  python3 -c '
+import statistics, sys
+name, bw = sys.argv[1], float(sys.argv[2])
+L, T, meta = {}, {}, {}
+for line in sys.stdin:
+    f = line.split()
+    if f[0] == "L":
+        L.setdefault(f[2], {})[f[1]] = [float(x) for x in f[3:]]
+    else:
+        T.setdefault(f[2], {})[f[1]] = [float(x) for x in f[7:]]
+        meta[f[2]] = (f[3], f[4], float(f[5]) / float(f[6]) if float(f[6]) > 0 else 0.0)
+for t in T:
+    lv = [x for r in L[t].values() for x in r]; tv = [x for r in T[t].values() for x in r]
+    lm, tm = statistics.median(lv), statistics.median(tv)
+    per = sorted(statistics.median(T[t][k]) / statistics.median(L[t][k]) for k in T[t] if k in L[t])
+    rng = " (rounds %.2f-%.2f)" % (per[0], per[-1]) if len(per) > 1 else ""
+    load, be, bpt = meta[t]  # bytes per token in GB: GB/s / t/s
+    if bpt > 0:
+        lg, tg = lm * bpt, tm * bpt
+        bwc = "| %.2f / %.2f | %.0f%% / %.0f%%" % (lg, tg, 100 * lg / bw, 100 * tg / bw)
+    else:
+        bwc = "| |"
+    print("| %s | %s | %.2f | %.2f | %.3f%s | %s | %s %s |" % (name, t, lm, tm, tm / lm, rng, be, load, bwc))
+' "$1" "$2"
 }
 
 # The machine's read bandwidth with THREADS threads (bench/membw.c), GB/s.
@@ -81,7 +116,7 @@ bw=$("$membw" "$THREADS" 1024 9 | sed -n 's/.*median \([0-9.]*\) GB\/s.*/\1/p')
   echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores online; threads used: $THREADS"
   echo "- llama.cpp: $PEER_BIN_DIR ($("$PEER_BIN_DIR/llama-bench" --version 2>&1 | head -1 || true))"
   echo "- tqrun: $TQRUN ($("$TQRUN" --version)); backend chain: ${BACKEND:-default}"
-  echo "- repetitions: $REPS; t/s = median over repetitions"
+  echo "- repetitions: $REPS per round, $ROUNDS round(s), the two tools in turn; t/s = median over all repetitions"
   echo "- read bandwidth ($THREADS threads, bench/membw.c, median of 9 passes over 1 GiB): $bw GB/s"
   echo
 } > "$OUT"
@@ -115,16 +150,7 @@ if [ "$what" = speed ] || [ "$what" = all ]; then
     echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
   } >> "$OUT"
   for f in "${files[@]}"; do
-    declare -A L=()
-    while read -r t v; do L[$t]=$v; done < <(lb "$f")
-    while read -r t v load be gbps ts; do
-      r=$(python3 -c "print('%.3f' % ($v / ${L[$t]}))")
-      bwcols=$(python3 -c "
-g = float('$gbps'); ts = float('$ts'); lc = float('${L[$t]}') * g / ts if ts > 0 and g > 0 else 0
-print('| %.2f / %.2f | %.0f%% / %.0f%%' % (lc, g, 100 * lc / $bw, 100 * g / $bw) if g > 0 else '| |')")
-      echo "| $(basename "$f") | $t | ${L[$t]} | $v | $r | $be | $load $bwcols |" >> "$OUT"
-    done < <(tb "$f")
-    unset L
+    for round in $(seq "$ROUNDS"); do lb "$f" "$round"; tb "$f" "$round"; done | summarize "$(basename "$f")" "$bw" >> "$OUT"
   done
   echo >> "$OUT"
 fi
