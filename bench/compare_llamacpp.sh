@@ -21,7 +21,8 @@
 # Environment (defaults): TQRUN (build/cli/tqrun), TQGEN
 # (build/tools/tq-gen-model), SHARED (../shared), MODELS (/tmp/tqmodels),
 # THREADS (2), REPS (5), ROUNDS (1), CHUNKS (8), BACKEND (the ini's/default
-# chain; e.g. "x86"), TYPES (quality types), OUT (bench/compare-<host>-<date>.md).
+# chain; e.g. "x86"), TYPES (quality types), OUT (bench/compare-<host>-<date>.md),
+# SPEED_FILES (space-separated GGUF files to time instead of the four above).
 #
 # ROUNDS > 1 runs llama-bench and tqrun bench ROUNDS times in turn per model
 # (REPS repetitions each) and reports medians over all ROUNDS x REPS
@@ -114,7 +115,7 @@ bw=$("$membw" "$THREADS" 1024 9 | sed -n 's/.*median \([0-9.]*\) GB\/s.*/\1/p')
   echo "# tqrun vs llama.cpp — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores online; threads used: $THREADS"
-  echo "- llama.cpp: $PEER_BIN_DIR ($("$PEER_BIN_DIR/llama-bench" --version 2>&1 | head -1 || true))"
+  echo "- llama.cpp: $PEER_BIN_DIR (source commit $(git -C "$PEER_BIN_DIR/../.." log -1 --format=%h 2>/dev/null || echo unknown))"
   echo "- tqrun: $TQRUN ($("$TQRUN" --version)); backend chain: ${BACKEND:-default}"
   echo "- repetitions: $REPS per round, $ROUNDS round(s), the two tools in turn; t/s = median over all repetitions"
   echo "- read bandwidth ($THREADS threads, bench/membw.c, median of 9 passes over 1 GiB): $bw GB/s"
@@ -149,6 +150,7 @@ if [ "$what" = speed ] || [ "$what" = all ]; then
     echo "| model | test | llama.cpp t/s | tqrun t/s | tqrun / llama.cpp | tqrun backend | tqrun load ms | decode GB/s llama.cpp / tqrun | of bandwidth llama.cpp / tqrun |"
     echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
   } >> "$OUT"
+  [ -n "${SPEED_FILES:-}" ] && read -r -a files <<< "$SPEED_FILES"
   for f in "${files[@]}"; do
     for round in $(seq "$ROUNDS"); do lb "$f" "$round"; tb "$f" "$round"; done | summarize "$(basename "$f")" "$bw" >> "$OUT"
   done
