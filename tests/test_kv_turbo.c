@@ -22,6 +22,8 @@
 #include "turbo_basis.h"
 #include "turbo_codec.h"
 #include "turbo_half.h"
+#include "turbo_project.h"
+#include "turbo_quantize.h"
 #include "turbo_rotation.h"
 #include "turbo_tables.h"
 
@@ -601,6 +603,172 @@ START_TEST(kernels_match_scalar) {
     /* every aarch64 CPU has Advanced SIMD: the NEON kernels are tested */
     ck_assert_int_ge(n_tested, 1);
 #endif
+}
+END_TEST
+
+/* The tq encode as it was written before its SIMD paths, from the scalar
+ * references: rotate, nearest centroid by a linear scan, the
+ * norm-corrected scale. Writes the indices and the fp16 scale bits. */
+static void encode_ref(const turbo_codec *c, const float *sign, const float *x, uint8_t *idx,
+                       uint16_t *scale) {
+    const int d = c->d;
+    float y[TURBO_MAX_DIM];
+    double n2 = 0;
+    for (int i = 0; i < d; i++) n2 += (double)x[i] * x[i];
+    const double n = sqrt(n2);
+    if (!(n >= 1e-20) || !isfinite(n)) {
+        memset(idx, 0, (size_t)d);
+        *scale = turbo_f32_to_f16(0.0f);
+        return;
+    }
+    turbo_rotate_scalar(sign, d, x, y);
+    const float to_unit = (float)(sqrt((double)d) / n);
+    double c2 = 0;
+    for (int i = 0; i < d; i++) {
+        const float u = y[i] * to_unit;
+        int k = 0;
+        while (k < c->cb->n - 1 && u > c->cb->t[k]) k++;
+        idx[i] = (uint8_t)k;
+        c2 += (double)c->cb->c[k] * c->cb->c[k];
+    }
+    double sc = n / sqrt(c2);
+    if (sc > 65504.0) sc = 65504.0;
+    *scale = turbo_f32_to_f16((float)sc);
+}
+
+/* Rotation, centroid search and the tq encode on the SIMD path give the
+ * bits of the scalar references: random vectors at every supported
+ * head_dim (one and several Hadamard blocks), vectors with huge, tiny and
+ * zero entries, and coordinates on and next to every decision threshold. */
+START_TEST(encode_matches_scalar) {
+    static const int enc_dims[] = {16, 48, 64, 80, 96, 112, 128, 256, 512};
+    const int n_enc = (int)(sizeof enc_dims / sizeof enc_dims[0]);
+    const char *simd = turbo_rotation_simd();
+    printf("rotation and centroid search: %s\n", simd ? simd : "scalar only");
+#if defined(__x86_64__) || defined(__aarch64__)
+    ck_assert_ptr_nonnull(simd); /* SSE2 / Advanced SIMD are baseline there */
+#endif
+    /* Pi (from the table turbo_rotation_init built) is a permutation that
+     * deals every prefix of channels over the blocks to within one
+     * channel of their shares b_k / d. */
+    for (int d = TURBO_MIN_BLOCK; d <= TURBO_MAX_DIM; d += TURBO_MIN_BLOCK) {
+        int32_t blocks[16], slot[TURBO_MAX_DIM], off[16], used[16] = {0};
+        const int nb = turbo_rot_blocks(d, blocks);
+        ck_assert_int_eq(turbo_rot_interleave(d, slot), nb > 1);
+        if (nb <= 1) continue;
+        for (int k = 0, o = 0; k < nb; o += blocks[k], k++) off[k] = o;
+        for (int c = 0; c < d; c++) {
+            int k = 0;
+            while (k + 1 < nb && slot[c] >= off[k + 1]) k++;
+            ck_assert_int_eq(slot[c], off[k] + used[k]); /* each block filled in order */
+            used[k]++;
+            for (int j = 0; j < nb; j++)
+                ck_assert_msg(llabs((long long)used[j] * d - (long long)blocks[j] * (c + 1)) < d,
+                              "d=%d: block %d after %d channels", d, j, c + 1);
+        }
+    }
+    float sign[TURBO_MAX_DIM], x[TURBO_MAX_DIM], y1[TURBO_MAX_DIM], y2[TURBO_MAX_DIM];
+    uint8_t i1[TURBO_MAX_DIM], i2[TURBO_MAX_DIM];
+    for (int k = 0; k < n_enc; k++) {
+        const int d = enc_dims[k];
+        turbo_signs(99, k, k & 1, d, sign);
+        for (int rep = 0; rep < 200; rep++) {
+            for (int i = 0; i < d; i++) x[i] = (float)t_normal();
+            if (rep % 4 == 1) /* skewed magnitudes, exact zeros */
+                for (int i = 0; i < d; i++) x[i] *= (i % 7 == 0) ? 0.0f : (float)ldexp(1.0, (int)(t_next() % 60) - 30);
+            turbo_rotate(sign, d, x, y1);
+            turbo_rotate_scalar(sign, d, x, y2);
+            ck_assert_msg(memcmp(y1, y2, (size_t)d * sizeof *y1) == 0, "rotate d=%d rep %d", d, rep);
+            turbo_unrotate(sign, d, x, y1);
+            turbo_unrotate_scalar(sign, d, x, y2);
+            ck_assert_msg(memcmp(y1, y2, (size_t)d * sizeof *y1) == 0, "unrotate d=%d rep %d", d, rep);
+        }
+    }
+    for (int b = TURBO_MIN_BITS; b <= TURBO_MAX_BITS; b++) {
+        const int tdims[] = {0, 64, 128, 256};
+        for (int td = 0; td < 4; td++) {
+            const turbo_codebook *cb = turbo_codebook_exact(b, tdims[td]);
+            if (!cb) continue;
+            const int d = 256;
+            /* every threshold exactly, one ulp either side, and beyond the ends */
+            int m = 0;
+            for (int j = 0; j < cb->n - 1 && m + 3 <= d; j++) {
+                x[m++] = cb->t[j];
+                x[m++] = nextafterf(cb->t[j], INFINITY);
+                x[m++] = nextafterf(cb->t[j], -INFINITY);
+            }
+            x[m++] = NAN;
+            x[m++] = INFINITY;
+            x[m++] = -INFINITY;
+            x[m++] = 0.0f;
+            x[m++] = -0.0f;
+            while (m < d) x[m++] = (float)(2.5 * t_normal());
+            turbo_nearest_codes(cb, x, 1.0f, d, i1);
+            turbo_nearest_codes_scalar(cb, x, 1.0f, d, i2);
+            ck_assert_msg(memcmp(i1, i2, (size_t)d) == 0, "tq%d table %d: exact thresholds", b, tdims[td]);
+            for (int rep = 0; rep < 50; rep++) {
+                for (int i = 0; i < d; i++) x[i] = (float)t_normal();
+                const float to_unit = (float)(0.5 + t_uniform());
+                turbo_nearest_codes(cb, x, to_unit, d, i1);
+                turbo_nearest_codes_scalar(cb, x, to_unit, d, i2);
+                ck_assert_msg(memcmp(i1, i2, (size_t)d) == 0, "tq%d table %d rep %d", b, tdims[td], rep);
+            }
+        }
+        /* whole rows: the codes and the scale of the reference encoder */
+        for (int k = 2; k < n_enc; k++) {
+            const int d = enc_dims[k];
+            char fmt[8], why[200];
+            snprintf(fmt, sizeof fmt, "tq%d", b);
+            turbo_codec c;
+            ck_assert_msg(turbo_codec_init(&c, fmt, d, why, sizeof why) == 0, "%s", why);
+            turbo_signs(5, k, 0, d, sign);
+            uint8_t row[2 * TURBO_MAX_DIM + 64];
+            float work[TURBO_MAX_DIM];
+            for (int rep = 0; rep < 100; rep++) {
+                for (int i = 0; i < d; i++) x[i] = (float)t_normal() * (rep % 3 == 0 ? 1e-3f : 3.0f);
+                if (rep == 7) memset(x, 0, sizeof x);
+                uint16_t scale, got;
+                encode_ref(&c, sign, x, i2, &scale);
+                turbo_encode_row(&c, sign, x, row, work);
+                turbo_unpack_codes(b, d, turbo_row_codes(row), i1);
+                memcpy(&got, row, 2);
+                ck_assert_msg(memcmp(i1, i2, (size_t)d) == 0 && got == scale, "tq%d d=%d rep %d", b, d, rep);
+            }
+        }
+    }
+}
+END_TEST
+
+/* The V projection's basis products on the SIMD path give the bits of the
+ * scalar references, for f16 bases with normal, subnormal, zero and
+ * negative entries and shapes the projection uses (r = d b / 4). */
+START_TEST(projection_matches_scalar) {
+    static const int shapes[][2] = {{96, 128}, {64, 128}, {48, 64}, {64, 80}, {192, 256}, {20, 64}};
+    uint16_t *P = malloc(sizeof *P * 256 * 256);
+    float v[TURBO_MAX_DIM], u[TURBO_MAX_DIM], z1[TURBO_MAX_DIM], z2[TURBO_MAX_DIM];
+    ck_assert_ptr_nonnull(P);
+    for (int sh = 0; sh < 6; sh++) {
+        const int r = shapes[sh][0], d = shapes[sh][1];
+        for (int rep = 0; rep < 20; rep++) {
+            for (int i = 0; i < r * d; i++) {
+                const float x = (float)t_normal() * (i % 11 == 0 ? 1e-6f : 0.2f); /* 1e-6: subnormal f16 */
+                P[i] = i % 17 == 0 ? (uint16_t)(t_next() & 0x83ff) : turbo_f32_to_f16(i % 13 == 0 ? 0.0f : x);
+            }
+            for (int i = 0; i < d; i++) v[i] = (float)t_normal();
+            for (int k = 0; k < r; k++) {
+                z1[k] = (float)t_normal();
+                u[k] = (float)(0.25 + t_uniform());
+            }
+            float w1[TURBO_MAX_DIM], w2[TURBO_MAX_DIM];
+            turbo_basis_project(P, r, d, v, z2);
+            turbo_basis_project_scalar(P, r, d, v, w1);
+            ck_assert_msg(memcmp(z2, w1, sizeof *w1 * (size_t)r) == 0, "project r=%d d=%d", r, d);
+            turbo_basis_unproject(P, r, d, z1, u, w1);
+            turbo_basis_unproject_scalar(P, r, d, z1, u, w2);
+            ck_assert_msg(memcmp(w1, w2, sizeof *w1 * (size_t)d) == 0, "unproject r=%d d=%d", r, d);
+        }
+    }
+    free(P);
 }
 END_TEST
 
@@ -1328,6 +1496,7 @@ END_TEST
 
 int main(void) {
     turbo_tables_init();
+    turbo_rotation_init();
     tq_error err = {0};
     if (tq_host_init(NULL, 1, &err) != TQ_OK) return 1;
     Suite *s = suite_create("kv_turbo");
@@ -1346,6 +1515,8 @@ int main(void) {
     /* its own case, so CK_RUN_CASE=kernels runs it alone (under qemu) */
     TCase *kern = tcase_create("kernels");
     tcase_add_test(kern, kernels_match_scalar);
+    tcase_add_test(kern, encode_matches_scalar);
+    tcase_add_test(kern, projection_matches_scalar);
     suite_add_tcase(s, kern);
     TCase *cache = tcase_create("cache");
     tcase_add_test(cache, attention_matches_dequantized);

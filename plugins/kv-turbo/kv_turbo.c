@@ -411,6 +411,7 @@ static tq_status kv_init(const tq_host *host, void **state, tq_error *err) {
     if (!host->alloc || !host->free || !host->parallel_for || !host->log)
         return fail(err, TQ_ERR_ABI, "turbo: the host table lacks alloc/free/parallel_for/log");
     turbo_tables_init();
+    turbo_rotation_init();
     *state = (void *)host;
     return TQ_OK;
 }

@@ -8,6 +8,7 @@
 #include "turbo_basis.h"
 #include "turbo_cache.h"
 #include "turbo_half.h"
+#include "turbo_project.h"
 #include "turbo_rotation.h"
 
 /* ---- lifetime ------------------------------------------------------------------- */
@@ -164,25 +165,12 @@ void turbo_calib_fix_means(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
 /* ---- value projection ----------------------------------------------------------- */
 
 void turbo_v_project(const tq_kv_cache *c, int32_t layer, int32_t head, const float *v, float *z) {
-    const int32_t r = c->st[1].vp.codec.d, d = c->p.head_dim;
-    const uint16_t *P = turbo_v_basis(c, layer, head);
-    for (int32_t k = 0; k < r; k++) {
-        float s = 0;
-        for (int32_t i = 0; i < d; i++) s += turbo_f16_to_f32(P[(size_t)k * (size_t)d + (size_t)i]) * v[i];
-        z[k] = s;
-    }
+    turbo_basis_project(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, v, z);
 }
 
 void turbo_v_unproject(const tq_kv_cache *c, int32_t layer, int32_t head, const float *z, float *out) {
-    const int32_t r = c->st[1].vp.codec.d, d = c->p.head_dim;
-    const uint16_t *P = turbo_v_basis(c, layer, head);
-    for (int32_t i = 0; i < d; i++) out[i] = 0;
-    const float *us = turbo_v_unscale(c, layer, head);
-    for (int32_t k = 0; k < r; k++) {
-        const uint16_t *pk = P + (size_t)k * (size_t)d;
-        const float zk = z[k] * us[k];
-        for (int32_t i = 0; i < d; i++) out[i] += zk * turbo_f16_to_f32(pk[i]);
-    }
+    turbo_basis_unproject(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, z,
+                          turbo_v_unscale(c, layer, head), out);
 }
 
 /* The coordinate chan[k] of the r-dim projection z that eigenvector k (in

@@ -9,6 +9,7 @@
 #include <tqrun/tq_plugin.h>
 
 #include "turbo_half.h"
+#include "turbo_quantize.h"
 #include "turbo_rotation.h"
 
 #define Q8_BLOCK 32
@@ -124,14 +125,9 @@ static void encode_tq(const turbo_codec *c, const float *sign, const float *x, u
     }
     turbo_rotate(sign, d, x, y);
     const float to_unit = (float)(sqrt((double)d) / n); /* u ~ N(0, 1) per coordinate */
+    turbo_nearest_codes(cb, y, to_unit, d, idx);
     double c2 = 0;
-    for (int32_t i = 0; i < d; i++) {
-        const float u = y[i] * to_unit;
-        int k = 0; /* number of thresholds below u: the nearest centroid */
-        while (k < cb->n - 1 && u > cb->t[k]) k++;
-        idx[i] = (uint8_t)k;
-        c2 += (double)cb->c[k] * cb->c[k];
-    }
+    for (int32_t i = 0; i < d; i++) c2 += (double)cb->c[idx[i]] * cb->c[idx[i]];
     pack_codes(c->bits, d, idx, row);
     /* Norm correction: the decoded vector s*c keeps the input's norm. */
     double s = n / sqrt(c2);

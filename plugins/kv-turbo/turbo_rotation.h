@@ -38,6 +38,12 @@ int turbo_rot_blocks(int32_t d, int32_t blocks[16]);
  * a single block (Pi = identity). d as for turbo_rot_blocks. [any] */
 int turbo_rot_interleave(int32_t d, int32_t *slot);
 
+/* Builds the table of Pi for every supported d, which turbo_rotate,
+ * turbo_unrotate and turbo_rot_interleave read from then on (before it
+ * they compute Pi on each call: same results, slower). Call once, before
+ * any other thread rotates (plugin init). [main] */
+void turbo_rotation_init(void);
+
 /* The sign vector of (seed, layer, which): d values, each +1.0f or -1.0f,
  * with |sum| <= 3 sqrt(d). which = 0 for K, 1 for V. [any] */
 void turbo_signs(uint64_t seed, int32_t layer, int32_t which, int32_t d, float *sign);
@@ -48,5 +54,13 @@ void turbo_rotate(const float *sign, int32_t d, const float *x, float *y);
 
 /* x = Pi^T diag(sign) B y: the inverse of turbo_rotate. y and x may alias. [any] */
 void turbo_unrotate(const float *sign, int32_t d, const float *y, float *x);
+
+/* The scalar reference of both (the oracle of the SIMD path, which gives
+ * bit-identical results), and the name of the SIMD path turbo_rotate and
+ * turbo_unrotate take in this build ("sse2", "neon"), or NULL when they
+ * run the scalar code. [any] */
+void turbo_rotate_scalar(const float *sign, int32_t d, const float *x, float *y);
+void turbo_unrotate_scalar(const float *sign, int32_t d, const float *y, float *x);
+const char *turbo_rotation_simd(void);
 
 #endif
