@@ -12,21 +12,21 @@
 #    log-probabilities, about 1 GB for the full text) and per-chunk NLL;
 # 2. each preset K/V in tq4/tq4, tq4/tq3, tq3/tq3, tq4/tq2 with the window
 #    off (window = 0, the issue's targets) and with the default window
-#    (128), `--kl-base` against 1.
+#    (64), `--kl-base` against 1.
 # Columns: PPL ± its error as tqrun prints it; ΔPPL vs the f16 base and,
 # in brackets, the standard error of that difference from the per-chunk
 # paired differences (the quantization noise is one fixed draw: a change
 # smaller than this is not a measured change); the issue's target (window
 # off only); mean KL(f16 ‖ turbo) per scored token ± its standard error;
 # the rate of same top token; KV bytes per token after the last chunk (the
-# cache holds n_ctx tokens then: at -c 1024 a 128-token window is an
-# eighth of it, so the windowed rows say little about memory at long
+# cache holds n_ctx tokens then: at -c 1024 a 64-token window is a
+# sixteenth of it, so the windowed rows say little about memory at long
 # context — the test kv_turbo prints the 32K numbers).
 #
 # Environment (defaults): BUILD (build), SHARED (../shared next to the
 # repository), TEXT ($SHARED/text/techdocs-eval.txt), MODELS ("llama
 # phi3"), CHUNKS (empty = the whole text), THREADS (2), BACKEND ("x86,
-# ref"), SINKS (4), WINDOWS ("0 128"), WORK (a temporary folder for the
+# ref"), SINKS (4), WINDOWS ("0 64", the default window), WORK (a temporary folder for the
 # KL bases; removed at the end unless KEEP=1), OUT
 # (bench/kv-quality-<date>.md). Runs under nice when NICE=1.
 set -euo pipefail
@@ -42,7 +42,7 @@ CHUNKS=${CHUNKS:-}
 THREADS=${THREADS:-2}
 BACKEND=${BACKEND:-"x86, ref"}
 SINKS=${SINKS:-4}
-WINDOWS=${WINDOWS:-"0 128"}
+WINDOWS=${WINDOWS:-"0 64"}
 KEEP=${KEEP:-0}
 OUT=${OUT:-$here/bench/kv-quality-$(date +%Y%m%d).md}
 PRESETS="tq4/tq4 tq4/tq3 tq3/tq3 tq4/tq2"

@@ -59,10 +59,11 @@ static int parse_int(const char *v, long lo, long hi, long *out) {
 
 static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error *err) {
     s->sinks = 4;
-    s->window = 128;
+    s->window = TURBO_DEFAULT_WINDOW;
     s->k_center = 1;
     s->k_balance = 1;
     s->v_project = 1;
+    s->k_split = 1;
     s->seed = DEFAULT_SEED;
     if (!host->config_get) return TQ_OK;
     const char *v;
@@ -77,9 +78,9 @@ static tq_status read_settings(const tq_host *host, turbo_settings *s, tq_error 
             return fail(err, TQ_ERR_INVALID, "[plugin.turbo] window = '%s': expected 0..65536", v);
         s->window = (int32_t)n;
     }
-    static const char *const flags[] = {"k_center", "k_balance", "v_project"};
-    int *const flag_of[] = {&s->k_center, &s->k_balance, &s->v_project};
-    for (int f = 0; f < 3; f++) {
+    static const char *const flags[] = {"k_center", "k_balance", "v_project", "k_split"};
+    int *const flag_of[] = {&s->k_center, &s->k_balance, &s->v_project, &s->k_split};
+    for (int f = 0; f < 4; f++) {
         if (!(v = host->config_get(PLUGIN_NAME, flags[f]))) continue;
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
             *flag_of[f] = 1;
@@ -126,13 +127,17 @@ static tq_status setup_store(tq_kv_cache *c, int which, const char *fmt, tq_erro
     char why[200];
     if (turbo_codec_init(&s->codec, fmt, p->head_dim, why, sizeof why))
         return fail(err, TQ_ERR_UNSUPPORTED, "turbo KV cache (%s): %s", which ? "V" : "K", why);
+    /* tq4 keys under K balance: split2 rows (turbo_cache.h), where d/2 rotates */
+    if (which == 0 && s->codec.kind == TURBO_TQ && s->codec.bits == 4 && c->set.k_split &&
+        c->set.k_balance && p->head_dim % 32 == 0)
+        turbo_codec_init_split(&s->codec, p->head_dim, 2);
     const size_t L = (size_t)p->n_layers, H = (size_t)p->n_kv_heads, d = (size_t)p->head_dim;
     const int exact = s->codec.kind == TURBO_F16;
     s->sinks = exact ? 0 : c->set.sinks;
     s->window = exact ? 0 : c->set.window;
     if (s->sinks > p->max_tokens) s->sinks = p->max_tokens;
     if (s->codec.kind == TURBO_TQ) {
-        s->kern = turbo_kernels_select(s->codec.bits, h->cpu_features);
+        s->kern = turbo_kernels_select(turbo_codec_kern_id(&s->codec), h->cpu_features);
         s->sign = h->alloc(L * d * sizeof(float), 64);
         if (!s->sign) return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory");
         for (size_t l = 0; l < L; l++)
@@ -275,13 +280,8 @@ static void append_worker(void *user, int ith, int nth) {
             }
             if (w == 0 && t->defer_keys) continue;
             uint8_t *row = turbo_code_row(c, s, t->layer, h, pos);
-            if (w == 0 && (c->kmean || turbo_kscale(c, t->layer, h))) {
-                const uint16_t *mu = turbo_kmean_at(c, t->layer, h, pos);
-                const float *a = turbo_kscale(c, t->layer, h);
-                for (int32_t i = 0; i < d; i++) {
-                    x[i] = src[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
-                    if (a) x[i] *= a[i];
-                }
+            if (w == 0 && s->codec.kind == TURBO_TQ) { /* centered, balanced, permuted */
+                turbo_key_prepare(c, t->layer, h, pos, src, x);
                 src = x;
             } else if (w == 1 && turbo_v_projected(c, t->layer)) {
                 turbo_v_project(c, t->layer, h, src, x);

@@ -112,12 +112,19 @@ static void prep_worker(void *user, int ith, int nth) {
     float y[TURBO_MAX_DIM];
     for (int64_t r = n * ith / nth; r < n * (ith + 1) / nth; r++) {
         const float *q = a->q + (size_t)r * (size_t)d;
-        const float *ka = turbo_kscale(c, a->layer, (int32_t)(r % a->n_head) / a->G);
+        const int32_t kvh = (int32_t)(r % a->n_head) / a->G;
+        const float *ka = turbo_kscale(c, a->layer, kvh);
         if (ka) { /* balanced keys k * a score against q / a */
             for (int32_t i = 0; i < d; i++) y[i] = q[i] / ka[i];
             q = y;
         }
-        turbo_rotate(ks->sign + (size_t)a->layer * (size_t)d, d, q, y);
+        const uint16_t *perm = turbo_kperm(c, a->layer, kvh);
+        float qp[TURBO_MAX_DIM];
+        if (perm) { /* split2 keys: the query's channels in the keys' slot order */
+            for (int32_t i = 0; i < d; i++) qp[i] = q[perm[i]];
+            q = qp;
+        }
+        turbo_codec_rotate(&ks->codec, ks->sign + (size_t)a->layer * (size_t)d, q, y);
         float amax = 0;
         for (int32_t i = 0; i < d; i++) amax = fabsf(y[i]) > amax ? fabsf(y[i]) : amax;
         const float sq = amax > 0 ? amax / (float)TURBO_Q_MAX : 1.0f, inv = 1.0f / sq;
@@ -133,14 +140,13 @@ static void prep_worker(void *user, int ith, int nth) {
 static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
     if (s->qm_blk == blk) return;
     s->qm_blk = blk;
-    const uint16_t *mu16 = turbo_kmean(a->c, a->layer, kvh, blk);
     const int32_t d = a->c->p.head_dim;
     float mu[TURBO_MAX_DIM];
-    for (int32_t i = 0; mu16 && i < d; i++) mu[i] = turbo_f16_to_f32(mu16[i]);
+    const int has_mu = turbo_kmean_load(a->c, a->layer, kvh, blk, mu);
     for (int32_t r = 0; r < R; r++) {
         const float *q = s->qf + (size_t)r * (size_t)d;
         double qm = 0;
-        for (int32_t i = 0; mu16 && i < d; i++) qm += (double)q[i] * mu[i];
+        for (int32_t i = 0; has_mu && i < d; i++) qm += (double)q[i] * mu[i];
         s->qm[r] = a->scale * (float)qm;
     }
 }
@@ -421,7 +427,7 @@ static void finish(const att_ctx *a, int32_t kvh, float l, const float *acc_raw,
     const float inv = l > 0 ? 1.0f / l : 0.0f;
     if (turbo_v_projected(c, a->layer)) {
         float z[TURBO_MAX_DIM];
-        turbo_unrotate(turbo_v_sign(c, a->layer), vs->vp.codec.d, acc_rot, z);
+        turbo_codec_unrotate(&vs->vp.codec, turbo_v_sign(c, a->layer), acc_rot, z);
         turbo_v_unproject(c, a->layer, kvh, z, acc_rot);
     } else if (vs->codec.kind == TURBO_TQ)
         turbo_unrotate(vs->sign + (size_t)a->layer * (size_t)d, d, acc_rot, acc_rot);

@@ -17,11 +17,17 @@
  * run (or the next append), then its last `window` rows enter the ring.
  *
  * K-centering by position block (tq keys): positions are cut into blocks
- * of kblk (128 for 4-bit keys, 256 below, so the means cost at most 16 d /
- * kblk bits per row: 0.125 bits/value at d = 128, 4-bit). Each block has an
- * f16 mean mu_b, fixed when the block's first key is appended; codes hold
+ * of kblk (128 for 4-bit keys, 256 below). Each block has a mean mu_b
+ * stored as d int8 against one scale per (layer, head) and sequence, set
+ * by the first block with a nonzero mean to 2 max|mu_i| / 127 (post-RoPE
+ * means turn within their channel pair from block to block but keep their
+ * size, so later blocks fit; a value that does not is clamped), so the
+ * means cost 8 / kblk bits per value: 0.0625 at 4 bits. A mean is fixed
+ * when the block's first key is appended; codes hold
  * k - mu_b and scores of coded keys get q.mu_b added back, so attention is
- * exact in the mean and coded and f16 keys stay on one scale. One mean per
+ * exact in the mean and coded and f16 keys stay on one scale (whatever
+ * mu_b's 8-bit rounding, as long as the codes and the scores use the same
+ * stored mu_b, so the rounding only moves the codes' centre a little). One mean per
  * block rather than per sequence because post-RoPE keys have large means
  * that rotate with position: the mean of a 128-position block removes
  * them, a sequence mean does not (docs/kv-turbo.md, results). mu_b is the
@@ -30,7 +36,10 @@
  * keys before the block, decoded from the codes where they are no longer
  * at hand; with fewer than TURBO_MEAN_MIN of those, 0.
  *
- * V projection (tq3 / tq2 values, when d * bits / 4 is a multiple of 16):
+ * V projection (tq3 / tq2 values, when d * bits / 4 is a multiple of 16;
+ * tq4 values, when d is a multiple of 32, project on all d directions and
+ * store split rows, the top d/2 at 5 bits: turbo_codec.h, turbo_calib.c
+ * split_halves):
  * when a sequence's first batch holds at least TURBO_VPROJ_MIN values past
  * the sinks, each (layer, head) takes the top r = d * bits / 4 eigenvectors
  * P (r x d, f16) of that batch's value second moment, and its rows store
@@ -45,6 +54,13 @@
  * by a_k with a_k^2 = (lambda_0 / lambda_k)^TURBO_VPROJ_TILT (decoded with
  * 1 / a_k^2), which moves coding error from the big directions to the
  * small ones.
+ *
+ * Split keys (tq4 keys with k_balance and k_split, d a multiple of 32):
+ * split2 rows (turbo_codec.h) over the channels ordered by rms q_i *
+ * rms k_i, decided with the K balance (kperm; by key energy alone when the
+ * layer decides without queries). On keys whose channels weigh alike the
+ * split doubles the error; on tm30m it takes tq4/tq4's mean KL down by 14%
+ * (docs/kv-turbo.md).
  *
  * K balance (tq keys, k_balance): the score error of a coded key is
  * q . e with e the coding error, which the rotation spreads evenly over
@@ -71,6 +87,10 @@
 
 #include "turbo_codec.h"
 
+/* The default `window` (f16 copies of the most recent positions): 64, so
+ * that with the split2 keys' ratio byte and the tq4 V bases a 32K context
+ * of tq4 stays within 26.6% of f16 (128 cost 0.195% more). */
+#define TURBO_DEFAULT_WINDOW 64
 /* Keys of a block a batch must hold to give the block its own mean. */
 #define TURBO_MEAN_MIN 16
 /* Keys past the sinks the first batch must hold to set the K balance. */
@@ -90,13 +110,17 @@
  * error per unit of sqrt(lambda), the optimum for a plain MSE, but the
  * measured KL is best near 1/4 (results in docs/kv-turbo.md). */
 #define TURBO_VPROJ_TILT 0.25
+/* The same for the split rows of tq4 values (turbo_calib.c, split_halves):
+ * within each half. */
+#define TURBO_VSPLIT_TILT 0.25
 
 typedef struct turbo_settings {
     int32_t sinks;      /* first positions kept in f16                  */
     int32_t window;     /* most recent positions kept in f16 (0 = off)  */
     int k_center;       /* subtract per-block key means                 */
     int k_balance;      /* scale key channels against the queries       */
-    int v_project;      /* project tq3/tq2 values on their top subspace */
+    int v_project;      /* project values on their top subspace (tq4: split rows) */
+    int k_split;        /* tq4 keys as split2 rows over permuted channels */
     uint64_t seed;      /* rotation signs                               */
 } turbo_settings;
 
@@ -129,10 +153,12 @@ struct tq_kv_cache {
     tq_kv_params p;              /* k_type/v_type not kept                 */
     turbo_settings set;
     turbo_store st[2];           /* 0 = K, 1 = V                           */
-    uint16_t *kmean;             /* [layer][head][n_kblk][d] f16, or NULL  */
+    uint8_t *kmean;              /* [layer][head][n_kblk][TURBO_KMEAN_BYTES(d)], or NULL */
+    float *kmean_scale;          /* [layer][head] step of the int8 means, 0 = unset */
     int32_t *kmean_n;            /* [layer] blocks whose mean is fixed     */
     int32_t kblk, n_kblk;        /* positions per mean block, blocks       */
     float *kscale;               /* [layer][head][d] a_i (K balance), or NULL */
+    uint16_t *kperm;             /* [layer][head][d] channel of each split2 slot, or NULL */
     uint8_t *kscale_mode;        /* [layer] 0 undecided, 1 plain, 2 balanced */
     float *kpend;                /* [n][head][d] raw keys awaiting queries  */
     size_t kpend_cap;            /* floats kpend holds                     */
@@ -152,21 +178,28 @@ static inline uint8_t *turbo_code_row(const tq_kv_cache *c, const turbo_store *s
                            (size_t)c->p.max_tokens + (size_t)pos) * s->codec.row_bytes;
 }
 
-/* The f16 mean of key block blk (layer, head), or NULL without centering. */
-static inline const uint16_t *turbo_kmean(const tq_kv_cache *c, int32_t layer, int32_t head,
-                                          int32_t blk) {
+/* Bytes of one stored key mean: d int8 (times kmean_scale). */
+#define TURBO_KMEAN_BYTES(d) ((size_t)(d))
+
+/* The stored mean of key block blk (layer, head), or NULL without
+ * centering. */
+static inline uint8_t *turbo_kmean(const tq_kv_cache *c, int32_t layer, int32_t head, int32_t blk) {
     if (!c->kmean) return NULL;
     return c->kmean + (((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->n_kblk +
-                       (size_t)blk) * (size_t)c->p.head_dim;
+                       (size_t)blk) * TURBO_KMEAN_BYTES(c->p.head_dim);
 }
 /* The key-mean block holding position pos (0 without centering). */
 static inline int32_t turbo_kblock(const tq_kv_cache *c, int32_t pos) {
     return c->kmean ? pos / c->kblk : 0;
 }
-/* The f16 mean of the key block holding position pos, or NULL. */
-static inline const uint16_t *turbo_kmean_at(const tq_kv_cache *c, int32_t layer, int32_t head,
-                                             int32_t pos) {
-    return turbo_kmean(c, layer, head, turbo_kblock(c, pos));
+/* mu (head_dim floats) = the mean of key block blk (layer, head), as
+ * stored; returns 0, writing nothing, without centering (turbo_calib.c).
+ * [any] */
+int turbo_kmean_load(const tq_kv_cache *c, int32_t layer, int32_t head, int32_t blk, float *mu);
+/* The same for the block holding position pos. */
+static inline int turbo_kmean_load_at(const tq_kv_cache *c, int32_t layer, int32_t head, int32_t pos,
+                                      float *mu) {
+    return turbo_kmean_load(c, layer, head, turbo_kblock(c, pos), mu);
 }
 
 /* Whether layer's V rows are projected (tq4 over r dims), and the codec,
@@ -223,6 +256,20 @@ static inline const float *turbo_kscale(const tq_kv_cache *c, int32_t layer, int
     if (!c->kscale || c->kscale_mode[layer] != 2) return NULL;
     return c->kscale + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->p.head_dim;
 }
+
+/* The channel permutation of (layer, head)'s split2 keys (slot k codes
+ * channel perm[k]; the first d/2 slots are the 5-bit half), or NULL when
+ * the keys are not split2 rows or the layer is undecided. */
+static inline const uint16_t *turbo_kperm(const tq_kv_cache *c, int32_t layer, int32_t head) {
+    if (!c->kperm || !c->kscale_mode[layer]) return NULL;
+    return c->kperm + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head) * (size_t)c->p.head_dim;
+}
+
+/* x (d floats) = key k of (layer, head) at pos as its codes take it:
+ * less its block mean, times the K balance scales, permuted (split2);
+ * what turbo_key_decode undoes. [any] */
+void turbo_key_prepare(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, const float *k,
+                       float *x);
 
 /* K balance (turbo_calib.c; see the header comment). defer: when layer's
  * batch [pos, pos + n) (k: [n][head][d] as appended) is the one that

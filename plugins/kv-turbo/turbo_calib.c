@@ -21,10 +21,12 @@ tq_status turbo_calib_create(tq_kv_cache *c) {
         c->kblk = ks->codec.bits >= 4 ? 128 : 256;
         c->n_kblk = (c->p.max_tokens + c->kblk - 1) / c->kblk;
         /* Not cleared: a block's mean is written when it is fixed. */
-        c->kmean = h->alloc(L * H * (size_t)c->n_kblk * d * 2, 64);
+        c->kmean = h->alloc(L * H * (size_t)c->n_kblk * TURBO_KMEAN_BYTES(d), 64);
         c->kmean_n = h->alloc(L * sizeof(int32_t), 64);
-        if (!c->kmean || !c->kmean_n) return TQ_ERR_NOMEM;
+        c->kmean_scale = h->alloc(L * H * sizeof(float), 64);
+        if (!c->kmean || !c->kmean_n || !c->kmean_scale) return TQ_ERR_NOMEM;
         memset(c->kmean_n, 0, L * sizeof(int32_t));
+        memset(c->kmean_scale, 0, L * H * sizeof(float));
     }
     c->kpend_layer = -1;
     if (c->set.k_balance && ks->codec.kind == TURBO_TQ) {
@@ -32,14 +34,19 @@ tq_status turbo_calib_create(tq_kv_cache *c) {
         c->kscale_mode = h->alloc(L, 64);
         if (!c->kscale || !c->kscale_mode) return TQ_ERR_NOMEM;
         memset(c->kscale_mode, 0, L);
+        if (ks->codec.split == 2 && !(c->kperm = h->alloc(L * H * d * sizeof(uint16_t), 64)))
+            return TQ_ERR_NOMEM;
     }
     turbo_store *vs = &c->st[1];
     vs->vp.codec.kind = TURBO_F16; /* unavailable unless set up below */
     const int32_t r = c->p.head_dim * vs->codec.bits / 4;
     char why[160];
-    if (c->set.v_project && vs->codec.kind == TURBO_TQ && vs->codec.bits < 4 && r % 16 == 0 &&
-        turbo_codec_init(&vs->vp.codec, "tq4", r, why, sizeof why) == 0) {
-        vs->vp.kern = turbo_kernels_select(4, h->cpu_features);
+    /* tq3/tq2: tq4 rows over r < d directions; tq4: split rows over all d */
+    const int ok = vs->codec.bits < 4 ? r % 16 == 0 &&
+                                            turbo_codec_init(&vs->vp.codec, "tq4", r, why, sizeof why) == 0
+                                      : turbo_codec_init_split(&vs->vp.codec, r, 1) == 0;
+    if (c->set.v_project && vs->codec.kind == TURBO_TQ && ok) {
+        vs->vp.kern = turbo_kernels_select(turbo_codec_kern_id(&vs->vp.codec), h->cpu_features);
         vs->vp.sign = h->alloc(L * (size_t)r * sizeof(float), 64);
         vs->vp.basis = h->alloc(L * H * (size_t)r * d * 2, 64);
         vs->vp.unscale = h->alloc(L * H * (size_t)r * sizeof(float), 64);
@@ -59,8 +66,10 @@ void turbo_calib_destroy(tq_kv_cache *c) {
     const tq_host *h = c->host;
     h->free(c->kmean);
     h->free(c->kmean_n);
+    h->free(c->kmean_scale);
     h->free(c->kscale);
     h->free(c->kscale_mode);
+    h->free(c->kperm);
     h->free(c->kpend);
     h->free(c->st[1].vp.sign);
     h->free(c->st[1].vp.basis);
@@ -79,6 +88,8 @@ void turbo_calib_forget(tq_kv_cache *c, int32_t n_pos) {
     /* An empty cache starts a new sequence: its first batch decides again. */
     if (n_pos == 0 && c->st[1].vp.mode) memset(c->st[1].vp.mode, 0, (size_t)L);
     if (n_pos == 0 && c->kscale_mode) memset(c->kscale_mode, 0, (size_t)L);
+    if (n_pos == 0 && c->kmean_scale)
+        memset(c->kmean_scale, 0, (size_t)L * (size_t)c->p.n_kv_heads * sizeof(float));
 }
 
 uint64_t turbo_calib_bytes(const tq_kv_cache *c) {
@@ -88,13 +99,16 @@ uint64_t turbo_calib_bytes(const tq_kv_cache *c) {
     if (c->kmean_n) {
         const int32_t first = c->st[0].sinks / c->kblk;
         for (uint64_t l = 0; l < L; l++)
-            if (c->kmean_n[l] > first) total += (uint64_t)(c->kmean_n[l] - first) * H * d * 2;
-        total += L * sizeof(int32_t);
+            if (c->kmean_n[l] > first)
+                total += (uint64_t)(c->kmean_n[l] - first) * H * TURBO_KMEAN_BYTES(d);
+        total += L * sizeof(int32_t) + L * H * sizeof(float);
     }
     if (c->kscale_mode) {
         total += L;
         for (uint64_t l = 0; l < L; l++)
             if (c->kscale_mode[l] == 2) total += H * d * sizeof(float);
+        for (uint64_t l = 0; c->kperm && l < L; l++)
+            if (c->kscale_mode[l]) total += H * d * sizeof(uint16_t);
     }
     const turbo_vproj *vp = &c->st[1].vp;
     if (vp->mode) {
@@ -108,15 +122,66 @@ uint64_t turbo_calib_bytes(const tq_kv_cache *c) {
 
 /* ---- key means ------------------------------------------------------------------- */
 
+int turbo_kmean_load(const tq_kv_cache *c, int32_t layer, int32_t head, int32_t blk, float *mu) {
+    const uint8_t *m = turbo_kmean(c, layer, head, blk);
+    if (!m) return 0;
+    const float s = c->kmean_scale[(size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head];
+    const int8_t *q = (const int8_t *)m;
+    for (int32_t i = 0; i < c->p.head_dim; i++) mu[i] = s * (float)q[i];
+    return 1;
+}
+
+/* Stores mean (d values) as block blk's, rounded to int8 steps of the
+ * (layer, head)'s scale (set here by the first nonzero mean; see
+ * turbo_cache.h), clamped to +-127. */
+static void kmean_store(tq_kv_cache *c, int32_t layer, int32_t head, int32_t blk, const float *mean) {
+    const int32_t d = c->p.head_dim;
+    uint8_t *m = turbo_kmean(c, layer, head, blk);
+    float *sp = &c->kmean_scale[(size_t)layer * (size_t)c->p.n_kv_heads + (size_t)head];
+    if (*sp == 0) {
+        float amax = 0;
+        for (int32_t i = 0; i < d; i++) amax = fabsf(mean[i]) > amax ? fabsf(mean[i]) : amax;
+        *sp = 2.0f * amax / 127.0f;
+    }
+    const float inv = *sp > 0 ? 1.0f / *sp : 0.0f;
+    int8_t *q = (int8_t *)m;
+    for (int32_t i = 0; i < d; i++) {
+        const long v = lrintf(mean[i] * inv);
+        q[i] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v));
+    }
+}
+
+void turbo_key_prepare(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, const float *k,
+                       float *x) {
+    const int32_t d = c->p.head_dim;
+    float mu[TURBO_MAX_DIM], y[TURBO_MAX_DIM];
+    const int has_mu = turbo_kmean_load_at(c, layer, h, pos, mu);
+    const float *a = turbo_kscale(c, layer, h);
+    const uint16_t *perm = turbo_kperm(c, layer, h);
+    float *dst = perm ? y : x;
+    for (int32_t i = 0; i < d; i++) {
+        dst[i] = k[i] - (has_mu ? mu[i] : 0.0f);
+        if (a) dst[i] *= a[i];
+    }
+    for (int32_t s = 0; perm && s < d; s++) x[s] = y[perm[s]];
+}
+
 void turbo_key_decode(const tq_kv_cache *c, int32_t layer, int32_t h, int32_t pos, float *x) {
     const turbo_store *ks = &c->st[0];
     const int32_t d = c->p.head_dim;
     turbo_decode_row(&ks->codec, ks->sign ? ks->sign + (size_t)layer * (size_t)d : NULL,
                      turbo_code_row(c, ks, layer, h, pos), x);
+    const uint16_t *perm = turbo_kperm(c, layer, h);
+    if (perm) {
+        float y[TURBO_MAX_DIM];
+        memcpy(y, x, (size_t)d * sizeof *y);
+        for (int32_t s = 0; s < d; s++) x[perm[s]] = y[s];
+    }
     const float *a = turbo_kscale(c, layer, h);
     for (int32_t i = 0; a && i < d; i++) x[i] /= a[i];
-    const uint16_t *mu = turbo_kmean_at(c, layer, h, pos);
-    for (int32_t i = 0; mu && i < d; i++) x[i] += turbo_f16_to_f32(mu[i]);
+    float mu[TURBO_MAX_DIM];
+    if (turbo_kmean_load_at(c, layer, h, pos, mu))
+        for (int32_t i = 0; i < d; i++) x[i] += mu[i];
 }
 
 /* Fixes the mean of block blk, whose first appended key is at `a`; the
@@ -139,10 +204,9 @@ static void fix_block(tq_kv_cache *c, int32_t layer, int32_t blk, int32_t a, int
             else turbo_key_decode(c, layer, h, j, x);
             for (int32_t i = 0; i < d; i++) acc[i] += row[i];
         }
-        uint16_t *mu = (uint16_t *)turbo_kmean(c, layer, h, blk);
         const int enough = hi - lo >= TURBO_MEAN_MIN;
-        for (int32_t i = 0; i < d; i++)
-            mu[i] = turbo_f32_to_f16(enough ? (float)(acc[i] / (double)(hi - lo)) : 0.0f);
+        for (int32_t i = 0; i < d; i++) x[i] = enough ? (float)(acc[i] / (double)(hi - lo)) : 0.0f;
+        kmean_store(c, layer, h, blk, x);
     }
 }
 
@@ -204,6 +268,29 @@ static void balance_blocks(int32_t r, const double *lambda, int32_t *chan) {
     }
 }
 
+/* Split rows (tq4 values): the top r/2 directions go to the 5-bit half,
+ * the rest to the 3-bit half, each half dealt over its own blocks as
+ * balance_blocks does. The codec scales both halves' codebooks by one
+ * norm, as if every coordinate held |z|^2 / r, so each half's directions
+ * are scaled (a2, lambda) to give both halves the same mean energy per
+ * coordinate; unscaling undoes it exactly. */
+static void split_halves(int32_t r, double *lambda, double *a2, int32_t *slot) {
+    const int32_t h = r / 2;
+    double e_hi = 0, e_lo = 0;
+    for (int32_t k = 0; k < h; k++) e_hi += lambda[k];
+    for (int32_t k = h; k < r; k++) e_lo += lambda[k];
+    const double f_hi = e_hi > 0 ? (e_hi + e_lo) / (2 * e_hi) : 1.0;
+    const double f_lo = e_lo > 0 ? (e_hi + e_lo) / (2 * e_lo) : 1.0;
+    for (int32_t k = 0; k < r; k++) {
+        const double f = k < h ? f_hi : f_lo;
+        a2[k] *= f;
+        lambda[k] *= f;
+    }
+    balance_blocks(h, lambda, slot);
+    balance_blocks(h, lambda + h, slot + h);
+    for (int32_t k = h; k < r; k++) slot[k] += h;
+}
+
 tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *v) {
     turbo_vproj *vp = &c->st[1].vp;
     if (!vp->mode || vp->mode[layer]) return TQ_OK;
@@ -237,12 +324,14 @@ tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t 
         }
         int32_t slot[TURBO_MAX_DIM];
         double a2[TURBO_MAX_DIM];
+        const double tilt = vp->codec.split ? TURBO_VSPLIT_TILT : TURBO_VPROJ_TILT;
         for (int32_t k = 0; k < r; k++) {
             const double lk = lambda[k] > lambda[0] * 1e-6 ? lambda[k] : lambda[0] * 1e-6;
-            a2[k] = lambda[0] > 0 ? pow(lambda[0] / lk, TURBO_VPROJ_TILT) : 1.0;
+            a2[k] = lambda[0] > 0 ? pow(lambda[0] / lk, tilt) : 1.0;
             lambda[k] = lk * a2[k]; /* the coordinate's energy once scaled */
         }
-        balance_blocks(r, lambda, slot);
+        if (vp->codec.split) split_halves(r, lambda, a2, slot);
+        else balance_blocks(r, lambda, slot);
         uint16_t *dst = (uint16_t *)turbo_v_basis(c, layer, h);
         float *us = (float *)turbo_v_unscale(c, layer, h);
         for (int32_t k = 0; k < r; k++) {
@@ -259,6 +348,51 @@ tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t 
 
 /* ---- K balance -------------------------------------------------------------------- */
 
+/* kk[i] += (k_i - mu_i)^2 over the keys [pos, pos + n) of head h (k:
+ * [n][H][d], mu: their block means). */
+static void key_energy(const tq_kv_cache *c, int32_t layer, int32_t h, const float *k, int32_t pos,
+                       int32_t n, double *kk) {
+    const int32_t H = c->p.n_kv_heads, d = c->p.head_dim;
+    float mu[TURBO_MAX_DIM];
+    for (int32_t t = 0; t < n; t++) {
+        const float *x = k + ((size_t)t * (size_t)H + (size_t)h) * (size_t)d;
+        const int has_mu = turbo_kmean_load_at(c, layer, h, pos + t, mu);
+        for (int32_t i = 0; i < d; i++) {
+            const double v = x[i] - (has_mu ? mu[i] : 0.0f);
+            kk[i] += v * v;
+        }
+    }
+}
+
+/* Sets (layer, h)'s split2 permutation (turbo_cache.h): channels by
+ * decreasing weight in the score error, rms q_i * rms k_i (the same before
+ * and after the K balance), or the key energy alone without queries (qq
+ * NULL), so the 5-bit half holds the channels that matter most. Ties keep
+ * channel order. */
+static void kperm_set(tq_kv_cache *c, int32_t layer, int32_t h, const double *qq, const double *kk) {
+    if (!c->kperm) return;
+    const int32_t d = c->p.head_dim;
+    uint16_t *perm = c->kperm + ((size_t)layer * (size_t)c->p.n_kv_heads + (size_t)h) * (size_t)d;
+    double w[TURBO_MAX_DIM];
+    for (int32_t i = 0; i < d; i++) w[i] = qq ? sqrt(qq[i]) * sqrt(kk[i]) : kk[i];
+    for (int32_t i = 0; i < d; i++) { /* insertion sort, descending, stable */
+        int32_t j = i;
+        for (; j > 0 && w[perm[j - 1]] < w[i]; j--) perm[j] = perm[j - 1];
+        perm[j] = (uint16_t)i;
+    }
+}
+
+/* The permutations of a layer decided plain (no queries): from the key
+ * energy of keys [pos, pos + n) (k: [n][H][d]). */
+static void kperm_plain(tq_kv_cache *c, int32_t layer, const float *k, int32_t pos, int32_t n) {
+    double kk[TURBO_MAX_DIM];
+    for (int32_t h = 0; c->kperm && h < c->p.n_kv_heads; h++) {
+        memset(kk, 0, sizeof kk);
+        key_energy(c, layer, h, k, pos, n, kk);
+        kperm_set(c, layer, h, NULL, kk);
+    }
+}
+
 tq_status turbo_kbal_defer(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k,
                            int *deferred) {
     *deferred = 0;
@@ -266,6 +400,8 @@ tq_status turbo_kbal_defer(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
     const int32_t lo = pos > c->st[0].sinks ? pos : c->st[0].sinks, end = pos + n;
     if (lo >= end) return TQ_OK; /* only sinks so far: a later batch decides */
     if (end - lo < TURBO_KBAL_MIN) {
+        kperm_plain(c, layer, k + (size_t)(lo - pos) * (size_t)c->p.n_kv_heads * (size_t)c->p.head_dim,
+                    lo, end - lo);
         c->kscale_mode[layer] = 1;
         return TQ_OK;
     }
@@ -301,15 +437,8 @@ static void kbal_scales(tq_kv_cache *c, int32_t layer, const float *q, int32_t n
                 const float *x = q + ((size_t)t * (size_t)n_head + (size_t)(h * G + g)) * (size_t)d;
                 for (int32_t i = 0; i < d; i++) qq[i] += (double)x[i] * x[i];
             }
-        for (int32_t t = 0; t < c->kpend_n; t++) {
-            const int32_t pos = c->kpend_pos + t;
-            const float *x = c->kpend + ((size_t)t * (size_t)H + (size_t)h) * (size_t)d;
-            const uint16_t *mu = turbo_kmean_at(c, layer, h, pos);
-            for (int32_t i = 0; i < d; i++) {
-                const double v = x[i] - (mu ? turbo_f16_to_f32(mu[i]) : 0.0f);
-                kk[i] += v * v;
-            }
-        }
+        key_energy(c, layer, h, c->kpend, c->kpend_pos, c->kpend_n, kk);
+        kperm_set(c, layer, h, qq, kk);
         double la[TURBO_MAX_DIM], mean = 0;
         for (int32_t i = 0; i < d; i++) {
             la[i] = 0.25 * (log(qq[i] + 1e-30) - log(kk[i] + 1e-30));
@@ -330,6 +459,7 @@ void turbo_kbal_settle(tq_kv_cache *c, const float *q, int32_t n_head, int32_t n
     if (layer < 0) return;
     c->kpend_layer = -1;
     if (q && n_tok > 0) kbal_scales(c, layer, q, n_head, n_tok);
+    else kperm_plain(c, layer, c->kpend, c->kpend_pos, c->kpend_n);
     c->kscale_mode[layer] = q && n_tok > 0 ? 2 : 1;
     turbo_encode_keys(c, layer, c->kpend_pos, c->kpend_n, c->kpend);
 }

@@ -81,6 +81,15 @@ static void put_scale(uint8_t *row, float s) {
 
 void turbo_unpack_codes(int32_t bits, int32_t d, const uint8_t *codes, uint8_t *idx) {
     const uint8_t *q = codes;
+    if (bits == TURBO_KERN_SPLIT || bits == TURBO_KERN_SPLIT2) { /* hi: nibbles + bit 4; lo: tq3, + 32 */
+        const int32_t h = d / 2;
+        turbo_unpack_codes(4, h, q, idx);
+        const uint8_t *b4 = q + h / 2;
+        for (int32_t i = 0; i < h; i++) idx[i] |= (uint8_t)(((b4[i / 8] >> (i % 8)) & 1) << 4);
+        turbo_unpack_codes(3, h, b4 + h / 8, idx + h);
+        for (int32_t i = h; i < d; i++) idx[i] += 32;
+        return;
+    }
     if (bits == 4) {
         for (int32_t i = 0; i < d; i += 2) {
             idx[i] = q[i / 2] & 15;
@@ -109,15 +118,140 @@ static void pack_codes(int32_t bits, int32_t d, const uint8_t *idx, uint8_t *row
     }
 }
 
+/* Split rows (turbo_codec.h): idx[0..h) 5-bit, idx[h..d) 3-bit codes. */
+static void pack_split(int32_t d, const uint8_t *idx, uint8_t *row) {
+    const int32_t h = d / 2;
+    uint8_t *q = row + 2, *b4 = q + h / 2;
+    memset(q, 0, (size_t)d / 2);
+    for (int32_t i = 0; i < h; i += 2) q[i / 2] = (uint8_t)((idx[i] & 15) | ((idx[i + 1] & 15) << 4));
+    for (int32_t i = 0; i < h; i++) b4[i / 8] |= (uint8_t)(((idx[i] >> 4) & 1) << (i % 8));
+    uint8_t *lo = b4 + h / 8, *lo1 = lo + h / 4;
+    for (int32_t i = 0; i < h; i++) {
+        lo[i / 4] |= (uint8_t)((idx[h + i] & 3) << (2 * (i % 4)));
+        lo1[i / 8] |= (uint8_t)(((idx[h + i] >> 2) & 1) << (i % 8));
+    }
+}
+
+/* Codes half `which` (0 hi, 1 lo) of rotated y (h values) against its own
+ * norm into idx; returns the half's norm-corrected scale (0 for a zero
+ * half). */
+static double code_half(const turbo_codec *c, int which, const float *y, int32_t h, uint8_t *idx) {
+    const turbo_codebook *cb = which ? c->cb_lo : c->cb;
+    double n2 = 0;
+    for (int32_t i = 0; i < h; i++) n2 += (double)y[i] * y[i];
+    const double n = sqrt(n2);
+    if (!(n >= 1e-20) || !isfinite(n)) {
+        memset(idx, 0, (size_t)h);
+        return 0.0;
+    }
+    turbo_nearest_codes(cb, y, (float)(sqrt((double)h) / n), h, idx);
+    double c2 = 0;
+    for (int32_t i = 0; i < h; i++) c2 += (double)cb->c[idx[i]] * cb->c[idx[i]];
+    return n / sqrt(c2);
+}
+
+/* split2 rows: a norm per half, the lo one as a ratio byte. */
+static void encode_split2(const turbo_codec *c, const float *sign, const float *x, uint8_t *row,
+                          float *y) {
+    const int32_t d = c->d, h = d / 2;
+    uint8_t idx[TURBO_MAX_DIM];
+    turbo_codec_rotate(c, sign, x, y);
+    double s_hi = code_half(c, 0, y, h, idx), s_lo = code_half(c, 1, y + h, h, idx + h);
+    if (s_hi > 65504.0) s_hi = 65504.0;
+    if (!isfinite(s_lo)) s_lo = 0;
+    put_scale(row, (float)s_hi);
+    const double s16 = turbo_row_scale(row);
+    int r = 0; /* ratio 0: a zero lo half (or hi half) */
+    if (s16 > 0 && s_lo > 0) {
+        const long q = lrint(16.0 * log2(s_lo / s16)) + 128;
+        r = q < 1 ? 1 : q > 255 ? 255 : (int)q;
+    }
+    row[2] = (uint8_t)r;
+    pack_split(d, idx, row + 1); /* codes from byte 3 */
+}
+
+/* f (turbo_rotate or turbo_unrotate) over the codec's blocks: the whole
+ * vector, or each half of a split row with its half of the signs. */
+static void per_half(const turbo_codec *c, void (*f)(const float *, int32_t, const float *, float *),
+                     const float *sign, const float *in, float *out) {
+    if (!c->split) {
+        f(sign, c->d, in, out);
+        return;
+    }
+    const int32_t h = c->d / 2;
+    f(sign, h, in, out);
+    f(sign + h, h, in + h, out + h);
+}
+
+void turbo_codec_rotate(const turbo_codec *c, const float *sign, const float *x, float *y) {
+    per_half(c, turbo_rotate, sign, x, y);
+}
+
+/* The row's L2 norm, summed in double; 0 when it is zero, below 1e-20 or
+ * not finite (the row is then coded as zeros with a zero scale). */
+static double row_norm(const float *x, int32_t d) {
+    double n2 = 0;
+    for (int32_t i = 0; i < d; i++) n2 += (double)x[i] * x[i];
+    const double n = sqrt(n2);
+    return n >= 1e-20 && isfinite(n) ? n : 0;
+}
+
+static void encode_split(const turbo_codec *c, const float *sign, const float *x, uint8_t *row,
+                         float *y) {
+    const int32_t d = c->d, h = d / 2;
+    uint8_t idx[TURBO_MAX_DIM];
+    const double n = row_norm(x, d);
+    if (n == 0) {
+        memset(idx, 0, (size_t)d);
+        pack_split(d, idx, row);
+        put_scale(row, 0.0f);
+        return;
+    }
+    turbo_codec_rotate(c, sign, x, y);
+    const float to_unit = (float)(sqrt((double)d) / n);
+    turbo_nearest_codes(c->cb, y, to_unit, h, idx);
+    turbo_nearest_codes(c->cb_lo, y + h, to_unit, h, idx + h);
+    double c2 = 0;
+    for (int32_t i = 0; i < h; i++) {
+        c2 += (double)c->cb->c[idx[i]] * c->cb->c[idx[i]];
+        c2 += (double)c->cb_lo->c[idx[h + i]] * c->cb_lo->c[idx[h + i]];
+    }
+    pack_split(d, idx, row);
+    double s = n / sqrt(c2); /* norm correction, as encode_tq */
+    if (s > 65504.0) s = 65504.0;
+    put_scale(row, (float)s);
+}
+
+void turbo_codec_unrotate(const turbo_codec *c, const float *sign, const float *y, float *x) {
+    per_half(c, turbo_unrotate, sign, y, x);
+}
+
+int turbo_codec_init_split(turbo_codec *c, int32_t d, int norms) {
+    int32_t blocks[16];
+    memset(c, 0, sizeof *c);
+    if (d % 2 != 0 || d > TURBO_MAX_DIM || turbo_rot_blocks(d / 2, blocks) == 0) return 1;
+    c->kind = TURBO_TQ;
+    c->bits = 4;
+    c->d = d;
+    c->split = norms == 2 ? 2 : 1;
+    c->cb = turbo_codebook_exact(TURBO_WIDE_BITS, 0);
+    /* one norm: coordinates of a mixture, Gaussian; a norm per half: Beta(h) where tabulated */
+    c->cb_lo = norms == 2 ? turbo_codebook_for(3, d / 2) : turbo_codebook_exact(3, 0);
+    c->lut_unit = c->cb->c_max / (float)TURBO_LUT_MAX; /* the 5-bit table reaches furthest */
+    for (int i = 0; i < c->cb->n; i++) c->lut16[i] = (int16_t)lrintf(c->cb->c[i] / c->lut_unit);
+    for (int i = 0; i < c->cb_lo->n; i++)
+        c->lut16[32 + i] = (int16_t)lrintf(c->cb_lo->c[i] / c->lut_unit);
+    c->row_bytes = (size_t)(norms == 2 ? 3 : 2) + (size_t)d / 2;
+    return 0;
+}
+
 static void encode_tq(const turbo_codec *c, const float *sign, const float *x, uint8_t *row,
                       float *y) {
     const int32_t d = c->d;
     const turbo_codebook *cb = c->cb;
     uint8_t idx[TURBO_MAX_DIM];
-    double n2 = 0;
-    for (int32_t i = 0; i < d; i++) n2 += (double)x[i] * x[i];
-    const double n = sqrt(n2);
-    if (!(n >= 1e-20) || !isfinite(n)) {
+    const double n = row_norm(x, d);
+    if (n == 0) {
         memset(idx, 0, (size_t)d);
         pack_codes(c->bits, d, idx, row);
         put_scale(row, 0.0f);
@@ -157,7 +291,11 @@ void turbo_encode_row(const turbo_codec *c, const float *sign, const float *x, u
         break;
     }
     case TURBO_Q8_0: encode_q8_0(c->d, x, row); break;
-    case TURBO_TQ: encode_tq(c, sign, x, row, work); break;
+    case TURBO_TQ:
+        if (c->split == 2) encode_split2(c, sign, x, row, work);
+        else if (c->split) encode_split(c, sign, x, row, work);
+        else encode_tq(c, sign, x, row, work);
+        break;
     }
 }
 
@@ -177,10 +315,11 @@ void turbo_decode_row(const turbo_codec *c, const float *sign, const uint8_t *ro
     }
     case TURBO_TQ: {
         uint8_t idx[TURBO_MAX_DIM];
-        turbo_unpack_codes(c->bits, d, turbo_row_codes(row), idx);
-        const float s = turbo_row_scale(row);
-        for (int32_t i = 0; i < d; i++) x[i] = s * c->cb->c[idx[i]];
-        turbo_unrotate(sign, d, x, x);
+        turbo_unpack_codes(turbo_codec_kern_id(c), d, turbo_codec_codes(c, row), idx);
+        const float s = turbo_row_scale(row), s_lo = c->split == 2 ? s * turbo_split_ratio()[row[2]] : s;
+        for (int32_t i = 0; i < d; i++)
+            x[i] = idx[i] < c->cb->n ? s * c->cb->c[idx[i]] : s_lo * c->cb_lo->c[idx[i] - 32];
+        turbo_codec_unrotate(c, sign, x, x);
         break;
     }
     }
@@ -225,6 +364,30 @@ static void k_scores_scalar(int32_t bits, const uint8_t *rows, size_t stride, in
             int32_t dot = 0;
             for (int32_t i = 0; i < d; i++) dot += (int32_t)q[i] * (int32_t)c[i];
             const float v = (sj * qs[g]) * (float)dot + qm[g];
+            sc[(size_t)g * ld + (size_t)j] = v;
+            if (v > mx[g]) mx[g] = v;
+        }
+    }
+}
+
+/* split2 rows (turbo_codec.h): a dot per half, then the two scales. */
+static void k_scores_split2(const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                            const int16_t *lut16, const int16_t *q16, const float *qs,
+                            const float *qm, int32_t G, float *sc, size_t ld, float *mx) {
+    uint8_t idx[TURBO_MAX_DIM];
+    int16_t c[TURBO_MAX_DIM];
+    const int32_t h = d / 2;
+    for (int32_t j = 0; j < n; j++) {
+        const uint8_t *row = rows + (size_t)j * stride;
+        turbo_unpack_codes(TURBO_KERN_SPLIT2, d, row + 3, idx);
+        for (int32_t i = 0; i < d; i++) c[i] = lut16[idx[i]];
+        const float sj = turbo_row_scale(row), sl = sj * turbo_split_ratio()[row[2]];
+        for (int32_t g = 0; g < G; g++) {
+            const int16_t *q = q16 + (size_t)g * (size_t)d;
+            int32_t hi = 0, lo = 0;
+            for (int32_t i = 0; i < h; i++) hi += (int32_t)q[i] * (int32_t)c[i];
+            for (int32_t i = h; i < d; i++) lo += (int32_t)q[i] * (int32_t)c[i];
+            const float v = ((sj * qs[g]) * (float)hi + (sl * qs[g]) * (float)lo) + qm[g];
             sc[(size_t)g * ld + (size_t)j] = v;
             if (v > mx[g]) mx[g] = v;
         }
@@ -318,15 +481,18 @@ static void f16_acc_scalar(const uint16_t *const *rows, int32_t nk, int32_t d, c
 SCALAR_VARIANT(2)
 SCALAR_VARIANT(3)
 SCALAR_VARIANT(4)
+SCALAR_VARIANT(5)
 
-static const turbo_kernels scalar_kernels[3] = {
+static const turbo_kernels scalar_kernels[5] = {
     {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
     {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
     {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_5, softmax_w_scalar, v_acc_5, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_split2, NULL, NULL, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
 };
 
 const turbo_kernels *turbo_kernels_scalar(int32_t bits) {
-    if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;
+    if (bits < TURBO_MIN_BITS || bits > TURBO_KERN_SPLIT2) return NULL;
     return &scalar_kernels[bits - TURBO_MIN_BITS];
 }
 

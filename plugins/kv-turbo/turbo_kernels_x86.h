@@ -62,19 +62,34 @@
 #define TX_STOREA(p, v) _mm256_store_si256((__m256i *)(void *)(p), (v))
 
 typedef struct tx_lut {
-    __m256i lo, hi; /* low and high bytes of lut16[0..15], in both lanes */
+    __m256i lo, hi;   /* low and high bytes of lut16[0..15], in both lanes */
+    __m256i lo2, hi2; /* split rows only: lut16[16..31] (5-bit half)       */
+    __m256i lo3, hi3; /* split rows only: lut16[32..47] (3-bit half)       */
 } tx_lut;
 
-TX_INLINE tx_lut tx_lut_bytes(const int16_t *lut16) {
-    alignas(16) uint8_t lo[16], hi[16];
-    for (int k = 0; k < 16; k++) {
+/* The low and high bytes of 16 lut16 entries, in both lanes. */
+TX_INLINE void tx_lut16(const int16_t *lut16, int n, __m256i *lo_v, __m256i *hi_v) {
+    alignas(16) uint8_t lo[16] = {0}, hi[16] = {0};
+    for (int k = 0; k < n; k++) {
         const uint16_t u = (uint16_t)lut16[k];
         lo[k] = (uint8_t)(u & 0xff);
         hi[k] = (uint8_t)(u >> 8);
     }
+    *lo_v = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)lo));
+    *hi_v = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)hi));
+}
+
+/* The tables of kernel id bits (lut16 holds 16 entries, TURBO_LUT_N for
+ * split rows). */
+TX_INLINE tx_lut tx_lut_for(int bits, const int16_t *lut16) {
     tx_lut t;
-    t.lo = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)lo));
-    t.hi = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(const void *)hi));
+    tx_lut16(lut16, 16, &t.lo, &t.hi);
+    if (bits == TURBO_KERN_SPLIT) {
+        tx_lut16(lut16 + 16, 16, &t.lo2, &t.hi2);
+        tx_lut16(lut16 + 32, TURBO_LUT_N - 32, &t.lo3, &t.hi3);
+    } else {
+        t.lo2 = t.hi2 = t.lo3 = t.hi3 = _mm256_setzero_si256();
+    }
     return t;
 }
 
@@ -144,29 +159,36 @@ TX_INLINE __m256i tx_tq3_bit2(__m256i v, __m256i hb, int m) {
     return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(4)));
 }
 
-/* tq2 (hi == NULL) or tq3: 32 bytes of the 2-bit plane and 16 bytes of the
- * 1-bit plane (bit 2 of each code) -> 128 centroids at c. */
-TX_INLINE void tx_tq23_dec128(__m256i b, const uint8_t *hi, tx_lut t, int16_t *c) {
+/* The index vectors of 128 dims of a 2-bit plane b (v[m]: lane 0 = dims
+ * 16m.., lane 1 = dims 64+16m..), with bit 2 from the 1-bit plane bytes
+ * hb (broadcast to both lanes) when has_hi. */
+TX_INLINE void tx_tq23_idx(__m256i b, int has_hi, __m256i hb, __m256i *v) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i p0 = _mm256_and_si256(b, m3), p1 = _mm256_and_si256(_mm256_srli_epi16(b, 2), m3);
     const __m256i p2 = _mm256_and_si256(_mm256_srli_epi16(b, 4), m3);
     const __m256i p3 = _mm256_and_si256(_mm256_srli_epi16(b, 6), m3);
     const __m256i a_lo = _mm256_unpacklo_epi8(p0, p1), a_hi = _mm256_unpackhi_epi8(p0, p1);
     const __m256i b_lo = _mm256_unpacklo_epi8(p2, p3), b_hi = _mm256_unpackhi_epi8(p2, p3);
-    /* v_m: lane 0 = dims 16m..16m+15, lane 1 = dims 64+16m.. */
-    __m256i v0 = _mm256_unpacklo_epi16(a_lo, b_lo), v1 = _mm256_unpackhi_epi16(a_lo, b_lo);
-    __m256i v2 = _mm256_unpacklo_epi16(a_hi, b_hi), v3 = _mm256_unpackhi_epi16(a_hi, b_hi);
-    if (hi) {
-        const __m256i hb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)hi));
-        v0 = tx_tq3_bit2(v0, hb, 0);
-        v1 = tx_tq3_bit2(v1, hb, 1);
-        v2 = tx_tq3_bit2(v2, hb, 2);
-        v3 = tx_tq3_bit2(v3, hb, 3);
-    }
-    tx_lookup_lanes(v0, t, c, c + 64);
-    tx_lookup_lanes(v1, t, c + 16, c + 80);
-    tx_lookup_lanes(v2, t, c + 32, c + 96);
-    tx_lookup_lanes(v3, t, c + 48, c + 112);
+    v[0] = _mm256_unpacklo_epi16(a_lo, b_lo);
+    v[1] = _mm256_unpackhi_epi16(a_lo, b_lo);
+    v[2] = _mm256_unpacklo_epi16(a_hi, b_hi);
+    v[3] = _mm256_unpackhi_epi16(a_hi, b_hi);
+    if (has_hi)
+        for (int m = 0; m < 4; m++) v[m] = tx_tq3_bit2(v[m], hb, m);
+}
+
+/* tq2 (hi == NULL) or tq3: 32 bytes of the 2-bit plane and 16 bytes of the
+ * 1-bit plane (bit 2 of each code) -> 128 centroids at c. */
+TX_INLINE void tx_tq23_dec128(__m256i b, const uint8_t *hi, tx_lut t, int16_t *c) {
+    __m256i v[4];
+    tx_tq23_idx(b, hi != NULL,
+                hi ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)hi))
+                   : _mm256_setzero_si256(),
+                v);
+    tx_lookup_lanes(v[0], t, c, c + 64);
+    tx_lookup_lanes(v[1], t, c + 16, c + 80);
+    tx_lookup_lanes(v[2], t, c + 32, c + 96);
+    tx_lookup_lanes(v[3], t, c + 48, c + 112);
 }
 
 TX_INLINE void tx_tq23_decode(int bits, const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
@@ -188,6 +210,77 @@ TX_INLINE void tx_tq2_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t 
 }
 TX_INLINE void tx_tq3_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
     tx_tq23_decode(3, codes, d, t, c);
+}
+
+/* Split rows, 5-bit half: 32 nibble bytes (raw) and 8 bytes of the bit-4
+ * plane (b4) -> 64 centroids at c. The nibble indices land as in
+ * tx_tq4_reg64 (i0: lane 0 = dims 0-7, 16-23, lane 1 = dims 8-15, 24-31;
+ * i1 the same + 32), so bit 4 is spread to those places (byte dim/8, bit
+ * dim%8), and each lookup picks lut16[16 + idx] over lut16[idx] there. */
+TX_INLINE void tx_split_hi64(__m256i raw, const uint8_t *b4, tx_lut t, int16_t *c) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i b = _mm256_permutevar8x32_epi32(raw, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    const __m256i idx[2] = {_mm256_unpacklo_epi8(lo, hi), _mm256_unpackhi_epi8(lo, hi)};
+    int64_t plane;
+    memcpy(&plane, b4, 8);
+    const __m256i pb = _mm256_set1_epi64x(plane);
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2,
+                                         1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64,
+                                         -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32,
+                                         64, -128);
+    for (int k = 0; k < 2; k++) {
+        const __m256i x = _mm256_shuffle_epi8(pb, _mm256_add_epi8(sel, _mm256_set1_epi8((char)(4 * k))));
+        const __m256i up = _mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit);
+        const __m256i l = _mm256_blendv_epi8(_mm256_shuffle_epi8(t.lo, idx[k]),
+                                             _mm256_shuffle_epi8(t.lo2, idx[k]), up);
+        const __m256i h = _mm256_blendv_epi8(_mm256_shuffle_epi8(t.hi, idx[k]),
+                                             _mm256_shuffle_epi8(t.hi2, idx[k]), up);
+        TX_STOREA(c + 32 * k, _mm256_unpacklo_epi8(l, h));
+        TX_STOREA(c + 32 * k + 16, _mm256_unpackhi_epi8(l, h));
+    }
+}
+
+/* Split rows, 3-bit half of 64 dims: 16 bytes of the 2-bit plane and 8 of
+ * the 1-bit plane -> 64 centroids at c, nothing read past the planes. The
+ * plane's bytes 0-7 go to lane 0 and 8-15 to lane 1, so tx_tq23_idx's v[0]
+ * holds dims 0-15 | 32-47 and v[1] dims 16-31 | 48-63 (both lanes used);
+ * the 1-bit plane is placed where tx_tq3_bit2 looks for those dims (lane
+ * 1's bytes 8.. = plane bytes 4..). */
+TX_INLINE void tx_split_lo64(const uint8_t *p2, const uint8_t *p1, tx_lut t, int16_t *c) {
+    const __m256i b = _mm256_permute4x64_epi64(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p2)), 0x50);
+    uint64_t plane;
+    memcpy(&plane, p1, 8);
+    const __m256i hb = _mm256_set_epi64x((long long)(plane >> 32), 0, 0, (long long)plane);
+    __m256i v[4];
+    tx_tq23_idx(b, 1, hb, v);
+    tx_lookup_lanes(v[0], t, c, c + 32);
+    tx_lookup_lanes(v[1], t, c + 16, c + 48);
+}
+
+/* Split rows (turbo_codec.h): d centroids at c, the 5-bit half first. */
+TX_INLINE void tx_tq5_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    const int32_t h = d / 2;
+    const uint8_t *b4 = codes + h / 2, *lo = b4 + h / 8;
+    tx_lut t3 = t;
+    t3.lo = t.lo3;
+    t3.hi = t.hi3;
+    if (h == 64) {
+        tx_split_hi64(TX_LOADU(codes), b4, t, c);
+        tx_split_lo64(lo, lo + 16, t3, c + 64);
+        return;
+    }
+    int32_t i = 0;
+    for (; i + 64 <= h; i += 64) tx_split_hi64(TX_LOADU(codes + i / 2), b4 + i / 8, t, c + i);
+    if (i < h) {
+        alignas(32) uint8_t tail[32] = {0}, tail4[8] = {0};
+        memcpy(tail, codes + i / 2, (size_t)(h - i) / 2);
+        memcpy(tail4, b4 + i / 8, (size_t)(h - i) / 8);
+        tx_split_hi64(TX_LOADA(tail), tail4, t, c + i);
+    }
+    tx_tq23_decode(3, lo, h, t3, c + h);
 }
 
 typedef void (*tx_decode_fn)(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c);
@@ -212,16 +305,17 @@ TX_INLINE int32_t tx_hsum1(__m256i a) {
  * vpdpwssd). Exact, so every variant's sums are the same integers. */
 typedef __m256i (*tx_mac_fn)(__m256i acc, __m256i a, __m256i b);
 
-/* Dots of a group of up to 4 query rows (gn) with nk <= TX_KROWS decoded
- * rows: dots[k] = {D(row k, q g0) .. D(row k, q g0+3)} (0 past gn). */
-TX_INLINE void tx_dot4(tx_mac_fn mac, int16_t (*c)[TX_CBUF], int32_t nk, int32_t d,
-                       const int16_t *q, int32_t gn, __m128i *dots) {
+/* Dots of a group of up to 4 query rows (gn, rows of d at q) with nk <=
+ * TX_KROWS decoded rows over dims [off, off + len): dots[k] = {D(row k, q
+ * g0) .. D(row k, q g0+3)} (0 past gn). */
+TX_INLINE void tx_dot4(tx_mac_fn mac, int16_t (*c)[TX_CBUF], int32_t nk, int32_t d, int32_t off,
+                       int32_t len, const int16_t *q, int32_t gn, __m128i *dots) {
     for (int32_t k = 0; k < nk; k++) {
         const int16_t *ck = c[k];
         if (gn == 4) {
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
             TX_UNROLL
-            for (int32_t i = 0; i < d; i += 16) {
+            for (int32_t i = off; i < off + len; i += 16) {
                 const __m256i cv = TX_LOADA(ck + i);
                 a0 = mac(a0, cv, TX_LOADU(q + i));
                 a1 = mac(a1, cv, TX_LOADU(q + d + i));
@@ -235,7 +329,7 @@ TX_INLINE void tx_dot4(tx_mac_fn mac, int16_t (*c)[TX_CBUF], int32_t nk, int32_t
         for (int32_t g = 0; g < gn; g++) {
             const int16_t *qq = q + (size_t)g * (size_t)d;
             __m256i a = _mm256_setzero_si256();
-            for (int32_t i = 0; i < d; i += 16)
+            for (int32_t i = off; i < off + len; i += 16)
                 a = mac(a, TX_LOADA(ck + i), TX_LOADU(qq + i));
             o[g] = tx_hsum1(a);
         }
@@ -246,10 +340,11 @@ TX_INLINE void tx_dot4(tx_mac_fn mac, int16_t (*c)[TX_CBUF], int32_t nk, int32_t
 
 /* Scores of nk <= TX_KROWS rows (j..) for query rows g0..g0+gn-1 from
  * their dots and row scales: scaled, max-updated, stored (as a 4 x 4
- * transpose when the block is full). */
-TX_INLINE void tx_k_store(const __m128 *s, const __m128i *dots, int32_t nk, int32_t j, int32_t g0,
-                          int32_t gn, const float *qs, const float *qm, float *sc, size_t ld,
-                          float *mx) {
+ * transpose when the block is full). split2 rows: s2/dots2 (else NULL)
+ * are the lo half's scales and dots, added as the reference does. */
+TX_INLINE void tx_k_store(const __m128 *s, const __m128i *dots, const __m128 *s2,
+                          const __m128i *dots2, int32_t nk, int32_t j, int32_t g0, int32_t gn,
+                          const float *qs, const float *qm, float *sc, size_t ld, float *mx) {
     alignas(16) float qsv[4] = {0}, qmv[4] = {0}, mxv[4] = {0};
     for (int32_t k = 0; k < gn; k++) {
         qsv[k] = qs[g0 + k];
@@ -258,8 +353,10 @@ TX_INLINE void tx_k_store(const __m128 *s, const __m128i *dots, int32_t nk, int3
     }
     __m128 v[TX_KROWS], m = _mm_load_ps(mxv);
     for (int32_t k = 0; k < nk; k++) {
-        v[k] = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(s[k], _mm_load_ps(qsv)), _mm_cvtepi32_ps(dots[k])),
-                          _mm_load_ps(qmv));
+        __m128 x = _mm_mul_ps(_mm_mul_ps(s[k], _mm_load_ps(qsv)), _mm_cvtepi32_ps(dots[k]));
+        if (s2)
+            x = _mm_add_ps(x, _mm_mul_ps(_mm_mul_ps(s2[k], _mm_load_ps(qsv)), _mm_cvtepi32_ps(dots2[k])));
+        v[k] = _mm_add_ps(x, _mm_load_ps(qmv));
         m = _mm_max_ps(m, v[k]);
     }
     _mm_store_ps(mxv, m);
@@ -280,11 +377,11 @@ TX_INLINE void tx_k_store(const __m128 *s, const __m128i *dots, int32_t nk, int3
  * the query groups, dot, then scale, max and store. (Keeping a tq4 row in
  * registers instead, for G <= 4, was no faster on the AMD machine and
  * slower for AVX2 on an Intel Xeon.) */
-TX_INLINE void tx_k_scores(tx_decode_fn dec, tx_mac_fn mac, const uint8_t *rows,
+TX_INLINE void tx_k_scores(int bits, tx_decode_fn dec, tx_mac_fn mac, const uint8_t *rows,
                            size_t stride, int32_t n, int32_t d, const int16_t *lut16,
                            const int16_t *q16, const float *qs, const float *qm, int32_t G,
                            float *sc, size_t ld, float *mx) {
-    const tx_lut t = tx_lut_bytes(lut16);
+    const tx_lut t = tx_lut_for(bits, lut16);
     alignas(32) int16_t c[TX_KROWS][TX_CBUF];
     for (int32_t j = 0; j < n; j += TX_KROWS) {
         const int32_t nk = n - j < TX_KROWS ? n - j : TX_KROWS;
@@ -297,8 +394,37 @@ TX_INLINE void tx_k_scores(tx_decode_fn dec, tx_mac_fn mac, const uint8_t *rows,
         for (int32_t g0 = 0; g0 < G; g0 += 4) {
             const int32_t gn = G - g0 < 4 ? G - g0 : 4;
             __m128i dots[TX_KROWS];
-            tx_dot4(mac, c, nk, d, q16 + (size_t)g0 * (size_t)d, gn, dots);
-            tx_k_store(s, dots, nk, j, g0, gn, qs, qm, sc, ld, mx);
+            tx_dot4(mac, c, nk, d, 0, d, q16 + (size_t)g0 * (size_t)d, gn, dots);
+            tx_k_store(s, dots, NULL, NULL, nk, j, g0, gn, qs, qm, sc, ld, mx);
+        }
+    }
+}
+
+/* k_scores of split2 rows (codes from byte 3): the split decoder, a dot
+ * per half, the lo half's scale s * R[r]. */
+TX_INLINE void tx_k_scores2(tx_mac_fn mac, const uint8_t *rows, size_t stride, int32_t n, int32_t d,
+                            const int16_t *lut16, const int16_t *q16, const float *qs,
+                            const float *qm, int32_t G, float *sc, size_t ld, float *mx) {
+    const tx_lut t = tx_lut_for(TURBO_KERN_SPLIT, lut16);
+    const float *ratio = turbo_split_ratio();
+    const int32_t h = d / 2;
+    alignas(32) int16_t c[TX_KROWS][TX_CBUF];
+    for (int32_t j = 0; j < n; j += TX_KROWS) {
+        const int32_t nk = n - j < TX_KROWS ? n - j : TX_KROWS;
+        __m128 s[TX_KROWS], s2[TX_KROWS];
+        for (int32_t k = 0; k < nk; k++) {
+            const uint8_t *row = rows + (size_t)(j + k) * stride;
+            tx_tq5_decode(row + 3, d, t, c[k]);
+            const float sj = tx_row_scale(row);
+            s[k] = _mm_set1_ps(sj);
+            s2[k] = _mm_set1_ps(sj * ratio[row[2]]);
+        }
+        for (int32_t g0 = 0; g0 < G; g0 += 4) {
+            const int32_t gn = G - g0 < 4 ? G - g0 : 4;
+            __m128i hi[TX_KROWS], lo[TX_KROWS];
+            tx_dot4(mac, c, nk, d, 0, h, q16 + (size_t)g0 * (size_t)d, gn, hi);
+            tx_dot4(mac, c, nk, d, h, h, q16 + (size_t)g0 * (size_t)d, gn, lo);
+            tx_k_store(s, hi, s2, lo, nk, j, g0, gn, qs, qm, sc, ld, mx);
         }
     }
 }
@@ -538,7 +664,7 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
                         const float *wscale, int32_t G, float *acc) {
     enum { PAIRS = TURBO_V_TILE / 2 };
     alignas(32) int16_t pb[PAIRS][2 * TURBO_MAX_DIM];
-    tx_decode_pairs(bits, dec, rows, stride, n, d, tx_lut_bytes(lut16), pb);
+    tx_decode_pairs(bits, dec, rows, stride, n, d, tx_lut_for(bits, lut16), pb);
     const int32_t np = (n + 1) / 2;
     __m256i wb[4][PAIRS];
     for (int32_t g0 = 0; g0 < G; g0 += 4) {
@@ -585,7 +711,7 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
     static void k_scores_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,           \
                              const int16_t *lut16, const int16_t *q16, const float *qs,          \
                              const float *qm, int32_t G, float *sc, size_t ld, float *mx) {      \
-        TX_FIXED_D(d, tx_k_scores(tx_tq##B##_decode, mac, rows, stride, n, d_, lut16, q16,      \
+        TX_FIXED_D(d, tx_k_scores(B, tx_tq##B##_decode, mac, rows, stride, n, d_, lut16, q16,   \
                                   qs, qm, G, sc, ld, mx));                                       \
     }                                                                                            \
     static void v_acc_##B(const uint8_t *rows, size_t stride, int32_t n, int32_t d,              \
@@ -598,13 +724,21 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
     TX_VARIANT_FN(2, mac)                                                                        \
     TX_VARIANT_FN(3, mac)                                                                        \
     TX_VARIANT_FN(4, mac)                                                                        \
-    static const turbo_kernels isa##_kernels[3] = {                                              \
+    TX_VARIANT_FN(5, mac)                                                                        \
+    static void k_scores_6(const uint8_t *rows, size_t stride, int32_t n, int32_t d,             \
+                           const int16_t *lut16, const int16_t *q16, const float *qs,            \
+                           const float *qm, int32_t G, float *sc, size_t ld, float *mx) {        \
+        TX_FIXED_D(d, tx_k_scores2(mac, rows, stride, n, d_, lut16, q16, qs, qm, G, sc, ld, mx)); \
+    }                                                                                            \
+    static const turbo_kernels isa##_kernels[5] = {                                              \
         {name, k_scores_2, tx_softmax_w, v_acc_2, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
         {name, k_scores_3, tx_softmax_w, v_acc_3, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
         {name, k_scores_4, tx_softmax_w, v_acc_4, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
+        {name, k_scores_5, tx_softmax_w, v_acc_5, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
+        {name, k_scores_6, NULL, NULL, tx_exp_sum, tx_f16_dot, tx_f16_acc},                      \
     };                                                                                           \
     const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
-        if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;                         \
+        if (bits < TURBO_MIN_BITS || bits > TURBO_KERN_SPLIT2) return NULL;                      \
         return &isa##_kernels[bits - TURBO_MIN_BITS];                                            \
     }
 

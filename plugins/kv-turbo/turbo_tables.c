@@ -5,6 +5,7 @@
  * fixed-point conditions. */
 #include "turbo_tables.h"
 
+#include <math.h>
 #include <stddef.h>
 
 /* Positive halves, ascending, N(0,1) units. */
@@ -33,6 +34,12 @@ static const double pos_d256[3][8] = {
      2.71056700},
 };
 
+/* N(0,1) at TURBO_WIDE_BITS (the spec file's b=5 row). */
+static const double pos_n01_5[16] = {
+    0.06588966, 0.19805183, 0.33137831, 0.46669952, 0.60493362, 0.74713570, 0.89456512, 1.04878332,
+    1.21180438, 1.38634034, 1.57622808, 1.78723322, 2.02872840, 2.31773940, 2.69111958, 3.26073249,
+};
+
 enum { N_KINDS = 4 };
 static const int32_t kind_dim[N_KINDS] = {0, 64, 128, 256};
 static const double (*const kind_pos[N_KINDS])[8] = {pos_n01, pos_d64, pos_d128, pos_d256};
@@ -41,35 +48,48 @@ static const double (*const kind_pos[N_KINDS])[8] = {pos_n01, pos_d64, pos_d128,
  * can mirror them) by turbo_tables_init. */
 static float full_c[N_KINDS][3][16];
 static turbo_codebook books[N_KINDS][3];
+static float wide_c[32];
+static turbo_codebook wide;
+static float split_ratio[256];
 static int built;
+
+/* Fills cb from the positive half pos of a symmetric table of `bits`. */
+static void build_book(turbo_codebook *cb, float *c, const double *pos, int bits, int dim) {
+    const int n = 1 << bits, half = n / 2;
+    for (int i = 0; i < half; i++) {
+        c[half + i] = (float)pos[i];
+        c[half - 1 - i] = -(float)pos[i];
+    }
+    cb->bits = bits;
+    cb->dim = dim;
+    cb->n = n;
+    cb->c = c;
+    for (int i = 0; i + 1 < n; i++) cb->t[i] = 0.5f * (c[i] + c[i + 1]);
+    cb->c_max = c[n - 1];
+}
 
 void turbo_tables_init(void) {
     if (built) return;
     for (int k = 0; k < N_KINDS; k++)
-        for (int b = 0; b < 3; b++) {
-            const int bits = b + TURBO_MIN_BITS, n = 1 << bits, half = n / 2;
-            float *c = full_c[k][b];
-            for (int i = 0; i < half; i++) {
-                c[half + i] = (float)kind_pos[k][b][i];
-                c[half - 1 - i] = -(float)kind_pos[k][b][i];
-            }
-            turbo_codebook *cb = &books[k][b];
-            cb->bits = bits;
-            cb->dim = kind_dim[k];
-            cb->n = n;
-            cb->c = c;
-            for (int i = 0; i + 1 < n; i++) cb->t[i] = 0.5f * (c[i] + c[i + 1]);
-            cb->c_max = c[n - 1];
-        }
+        for (int b = 0; b < 3; b++)
+            build_book(&books[k][b], full_c[k][b], kind_pos[k][b], b + TURBO_MIN_BITS, kind_dim[k]);
+    build_book(&wide, wide_c, pos_n01_5, TURBO_WIDE_BITS, 0);
+    for (int r = 1; r < 256; r++) split_ratio[r] = (float)exp2((r - 128) / 16.0);
     built = 1;
 }
 
 const turbo_codebook *turbo_codebook_exact(int32_t bits, int32_t dim) {
-    if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;
     if (!built) turbo_tables_init();
+    if (bits == TURBO_WIDE_BITS) return dim == 0 ? &wide : NULL;
+    if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;
     for (int k = 0; k < N_KINDS; k++)
         if (kind_dim[k] == dim) return &books[k][bits - TURBO_MIN_BITS];
     return NULL;
+}
+
+const float *turbo_split_ratio(void) {
+    if (!built) turbo_tables_init();
+    return split_ratio;
 }
 
 const turbo_codebook *turbo_codebook_for(int32_t bits, int32_t dim) {

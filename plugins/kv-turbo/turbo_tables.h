@@ -13,13 +13,16 @@
 
 #define TURBO_MIN_BITS 2
 #define TURBO_MAX_BITS 4
+/* The one wider table: N(0,1) at 5 bits, for the 5-bit half of the split
+ * rows (turbo_codec.h). No format codes all of a vector at 5 bits. */
+#define TURBO_WIDE_BITS 5
 
 typedef struct turbo_codebook {
-    int32_t bits;        /* 2..4                                           */
+    int32_t bits;        /* 2..4, or 5 (Gaussian only)                     */
     int32_t dim;         /* 64, 128, 256 for a Beta(d) table; 0 = Gaussian */
     int32_t n;           /* 1 << bits centroids                            */
     const float *c;      /* n centroids, ascending                          */
-    float t[15];         /* n - 1 decision thresholds (midpoints)          */
+    float t[31];         /* n - 1 decision thresholds (midpoints)          */
     float c_max;         /* c[n-1]                                          */
 } turbo_codebook;
 
@@ -29,11 +32,17 @@ typedef struct turbo_codebook {
 void turbo_tables_init(void);
 
 /* The codebook for `bits` at head_dim `dim`: the Beta(dim) table when one
- * exists for that dim, else the Gaussian one. `bits` must be 2..4. The
- * returned table is static and immutable. [any] */
+ * exists for that dim, else the Gaussian one. `bits` must be 2..4, or
+ * TURBO_WIDE_BITS (always the Gaussian table). The returned table is
+ * static and immutable. [any] */
 const turbo_codebook *turbo_codebook_for(int32_t bits, int32_t dim);
 
-/* Table by kind: dim 0 = Gaussian, 64/128/256 = Beta(dim); NULL otherwise. */
+/* The lo-half scale ratios of split2 rows (turbo_codec.h): 256 floats,
+ * R[0] = 0, R[r] = 2^((r - 128) / 16); built with the tables. [any] */
+const float *turbo_split_ratio(void);
+
+/* Table by kind: dim 0 = Gaussian, 64/128/256 = Beta(dim); NULL otherwise
+ * (also for 5 bits at any dim but 0). */
 const turbo_codebook *turbo_codebook_exact(int32_t bits, int32_t dim);
 
 #endif
