@@ -8,10 +8,13 @@
  *
  * Settings, ini section [plugin.turbo]:
  *   sinks    = 4     first positions kept in f16 (0..1024)
- *   window   = 128   recent positions kept in f16 (0 = off, ..65536)
+ *   window   = 64    recent positions kept in f16 (0 = off, ..65536)
  *   k_center = true  subtract per-block key means (tq K only)
  *   k_balance = true scale key channels against the first batch's queries
- *   v_project = true project tq3/tq2 values on their top subspace
+ *   k_split  = true  tq4 keys as split rows (5-bit / 3-bit halves, channels
+ *                    ordered by their weight in the score; needs k_balance)
+ *   v_project = true project values on their principal directions (tq4:
+ *                    split rows over all d; tq3/tq2: their top subspace)
  *   seed     = N     rotation seed (decimal or 0x hex) */
 #include <errno.h>
 #include <inttypes.h>
