@@ -1202,8 +1202,9 @@ static double score_err2(const float *q, const float *k, const float *rk, int NH
 /* err2[on] = score_err2 of a tq4/tq4 cache of one KV head (n keys k,
  * values v; NH query heads q attended first) with `flag` off and on. */
 static void flag_score_err2(const char *flag, int center, const float *q, const float *k,
-                            const float *v, float *rk, float *rv, float *out, int NH, int d, int n,
-                            int sinks, double *err2) {
+                            const float *v, int NH, int d, int n, int sinks, double *err2) {
+    float *out = malloc(sizeof *out * (size_t)n * NH * d);
+    float *rk = malloc(sizeof *rk * (size_t)n * d), *rv = malloc(sizeof *rv * (size_t)n * d);
     for (int on = 0; on < 2; on++) {
         tq_kv_cache *c = flagged_cache(flag, on, center, "tq4", "tq4", 1, d, n, sinks, k, v);
         tq_error err = {0};
@@ -1212,6 +1213,7 @@ static void flag_score_err2(const char *flag, int center, const float *q, const 
         err2[on] = score_err2(q, k, rk, NH, d, n, sinks);
         fx.kv->destroy(c);
     }
+    free(out), free(rk), free(rv);
 }
 
 /* K block means: keys whose offset rotates with position (what RoPE does
@@ -1284,8 +1286,7 @@ START_TEST(k_balance) {
     }
     const int H = 1, NH = 2, d = 128, n = 256, sinks = 4;
     float *k = malloc(sizeof *k * (size_t)n * H * d), *v = malloc(sizeof *v * (size_t)n * H * d);
-    float *q = malloc(sizeof *q * (size_t)n * NH * d), *out = malloc(sizeof *out * (size_t)n * NH * d);
-    float *rk = malloc(sizeof *rk * (size_t)n * H * d), *rv = malloc(sizeof *rv * (size_t)n * H * d);
+    float *q = malloc(sizeof *q * (size_t)n * NH * d);
     float *bias = calloc((size_t)H * d, sizeof *bias);
     fill_kv(k, v, n, H, d, bias);
     for (int t = 0; t < n; t++)
@@ -1303,12 +1304,12 @@ START_TEST(k_balance) {
     for (int i = 0; i < d; i++) sq += qq[i], sk += kk[i], sx += sqrt(qq[i] * kk[i]);
     const double predicted = sx * sx / (sq * sk);
     double err2[2];
-    flag_score_err2("k_balance", 0, q, k, v, rk, rv, out, NH, d, n, sinks, err2);
+    flag_score_err2("k_balance", 0, q, k, v, NH, d, n, sinks, err2);
     printf("K balance, skewed channels: score error balanced / plain %.4f (predicted %.4f)\n",
            err2[1] / err2[0], predicted);
     ck_assert(err2[1] / err2[0] < 1.5 * predicted);
     ck_assert(err2[1] / err2[0] > 0.5 * predicted);
-    free(k), free(v), free(q), free(out), free(rk), free(rv), free(bias);
+    free(k), free(v), free(q), free(bias);
 }
 END_TEST
 
@@ -1321,8 +1322,7 @@ END_TEST
 START_TEST(k_split_gain) {
     const int H = 1, NH = 2, d = 128, n = 300, sinks = 4;
     float *k = malloc(sizeof *k * (size_t)n * H * d), *v = malloc(sizeof *v * (size_t)n * H * d);
-    float *q = malloc(sizeof *q * (size_t)n * NH * d), *out = malloc(sizeof *out * (size_t)n * NH * d);
-    float *rk = malloc(sizeof *rk * (size_t)n * H * d), *rv = malloc(sizeof *rv * (size_t)n * H * d);
+    float *q = malloc(sizeof *q * (size_t)n * NH * d);
     float *bias = calloc((size_t)H * d, sizeof *bias);
     fill_kv(k, v, n, H, d, bias);
     for (int t = 0; t < n; t++) /* the loud half: every other channel pair */
@@ -1344,12 +1344,12 @@ START_TEST(k_split_gain) {
     const double predicted = 2 * (0.00250467 * s_hi * s_hi + 0.03339083 * s_lo * s_lo) /
                              (0.00913152 * (s_hi + s_lo) * (s_hi + s_lo));
     double err2[2];
-    flag_score_err2("k_split", 1, q, k, v, rk, rv, out, NH, d, n, sinks, err2);
+    flag_score_err2("k_split", 1, q, k, v, NH, d, n, sinks, err2);
     printf("split2 keys, one loud half: score error split / plain %.4f (predicted %.4f)\n",
            err2[1] / err2[0], predicted);
     ck_assert(predicted < 0.7); /* the data do concentrate the score */
     ck_assert(err2[1] / err2[0] < 1.3 * predicted && err2[1] / err2[0] > 0.6 * predicted);
-    free(k), free(v), free(q), free(out), free(rk), free(rv), free(bias);
+    free(k), free(v), free(q), free(bias);
 }
 END_TEST
 

@@ -88,18 +88,11 @@ void x86_rope_rows(const float *src, float *out, const float *cs, int64_t n_rot,
 
 /* ---- attention ----------------------------------------------------------------- */
 
-/* One 8-lane FMA chain over the head dims per score, then the horizontal
- * sum: x86_dot's operations, so a score does not depend on how many are
- * computed together. */
-float x86_dot(const float *a, const float *b, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t d = 0; d < n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
-    return x86_hsum(acc);
-}
-
 /* NR (1..4) K rows x NQ (1..3) query vectors in registers: 12 chains, and
  * per step 4 row and 3 query loads for 12 FMAs (one row at a time against
- * 8 queries loaded 9 vectors per 8 FMAs). */
+ * 8 queries loaded 9 vectors per 8 FMAs). Each score is one 8-lane FMA
+ * chain over the head dims, then the horizontal sum: x86_dot is the 1 x 1
+ * tile, so a score does not depend on how many are computed together. */
 X86_INLINE void dots_tile(const float *rows, const int NR, const float *const *q, const int NQ, int64_t hd,
                           float *out, size_t out_stride) {
     __m256 acc[4][3];
@@ -122,6 +115,12 @@ X86_INLINE void dots_tile(const float *rows, const int NR, const float *const *q
     for (int r = 0; r < NR; r++)
         _Pragma("GCC unroll 3")
         for (int k = 0; k < NQ; k++) out[(size_t)k * out_stride + (size_t)r] = x86_hsum(acc[r][k]);
+}
+
+float x86_dot(const float *a, const float *b, int64_t n) {
+    float out;
+    dots_tile(b, 1, &a, 1, n, &out, 1);
+    return out;
 }
 
 #define DOTS_CASE(R, Q) \
