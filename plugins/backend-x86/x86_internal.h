@@ -43,7 +43,7 @@ extern const cpu_mm_type x86_mm_types[CPU_N_MM_TYPES];
  * column prepared once per node (x86_matmul.c). */
 #define X86_N_GEMMS 8
 extern const cpu_mm_gemm x86_gemms[X86_N_GEMMS];
-#define X86_N_GEMVS 3
+#define X86_N_GEMVS 6
 extern const cpu_mm_gemv x86_gemvs[X86_N_GEMVS];
 
 /* The row-interleaved prefill tiles (cpu_mm_gemm.run): rows [lo, hi) of w
@@ -86,11 +86,14 @@ X86_INLINE float x86_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 /* Round to nearest even, as the core's tq_f32_to_f16 (equal for non-NaN). */
 X86_INLINE uint16_t x86_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
-X86_INLINE float x86_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+X86_INLINE float x86_hsum128(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+X86_INLINE float x86_hsum(__m256 v) {
+    return x86_hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
 
 X86_INLINE int32_t x86_hsum_i32(__m256i v) {

@@ -493,28 +493,26 @@ X86_INLINE __m256i bsum_dot(__m256i x16, const cpu_block_q8_K *y) {
 
 /* Sum over the 8 sub-blocks of 32 of int16 mins[j] * (bsums[2j] + bsums[2j+1])
  * as 4 int32 lanes. The pair sums fit int16 (|bsum| <= 16 * 128). */
-X86_INLINE int32_t hsum_i32x4(__m128i s) {
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 X86_INLINE __m128i mins_dot(__m128i mins8, const cpu_block_q8_K *y) {
     const __m128i lo = _mm_loadu_si128((const __m128i *)y->bsums), hi = _mm_loadu_si128((const __m128i *)(y->bsums + 8));
     return _mm_madd_epi16(mins8, _mm_hadd_epi16(lo, hi));
 }
 
 /* q4_K (five = 0) and q5_K (five = 1): 8 sub-blocks of 32 with 6-bit scale
- * and min; the min part goes through the activation's bsums. */
+ * and min; the min part goes through the activation's bsums. The loops over
+ * sub-blocks are unrolled so that pick_pair's shuffles are constants, and
+ * the min terms of the super-blocks add up in 4 float lanes: a scalar sum
+ * would chain each super-block's horizontal add behind the last (a 2048-wide
+ * row has only 8 super-blocks, so that chain was a third of the decode). */
 X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const int nc, float *out,
                           const int five) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc[NC];
-    float accm[NC];
+    __m128 accm[NC];
     _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) {
         acc[c] = _mm256_setzero_ps();
-        accm[c] = 0.0f;
+        accm[c] = _mm_setzero_ps();
     }
     for (int64_t i = 0; i < n / CPU_QK_K; i++) {
         const uint8_t *scb, *qs;
@@ -534,6 +532,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
         __m256i isum[NC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4")
         for (int j = 0; j < 4; j++) { /* 64 elements: 32 bytes of nibbles */
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
@@ -556,11 +555,11 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
         for (int c = 0; c < nc; c++) {
             const cpu_block_q8_K *y = (const cpu_block_q8_K *)a[c] + i;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
-            accm[c] -= (dmin * y->d) * (float)hsum_i32x4(mins_dot(mins8, y));
+            accm[c] = _mm_sub_ps(accm[c], _mm_mul_ps(_mm_set1_ps(dmin * y->d), _mm_cvtepi32_ps(mins_dot(mins8, y))));
         }
     }
     _Pragma("GCC unroll 4")
-    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + x86_hsum128(accm[c]);
 }
 
 CPU_DOT_BY_ROWS(dot_q4_K, dot_q45_K, 0)
@@ -580,6 +579,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
         __m256i isum[NC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) isum[c] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 2")
         for (int h = 0; h < 2; h++) {
             const __m256i qa = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
             const __m256i qb = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
@@ -594,6 +594,7 @@ X86_INLINE void dot_q6_K_k(int64_t n, const void *w, const void *const *a, const
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
             const __m128i sc8 = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(b->scales + 8 * h)));
             const __m256i sc = _mm256_set_m128i(sc8, sc8);
+            _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 const __m256i s = pick_pair(sc, 2 * k, 2 * k + 1);
                 _Pragma("GCC unroll 4")
@@ -711,10 +712,35 @@ GEMV_ROWS(gemv_q4_0, W_Q4_0)
 GEMV_ROWS(gemv_q5_0, W_Q5_0)
 GEMV_ROWS(gemv_q8_0, W_Q8_0)
 
+/* K-quants: the encoded q8_K column is used as it is (col holds its
+ * address), and the rows go straight to the dot kernel: a 2048-wide row has
+ * only 8 super-blocks, so the tile driver's per-row bookkeeping cost as much
+ * as a tenth of the decode. Same operations as the driver's path. */
+static size_t kgemv_col_bytes(int64_t n_in) {
+    (void)n_in;
+    return sizeof(const void *);
+}
+static void kgemv_prepare(void *col, const void *act, int64_t n_in) {
+    (void)n_in;
+    memcpy(col, &act, sizeof act);
+}
+#define KGEMV_ROWS(name, kernel, param)                                                         \
+    static void name(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst) { \
+        const void *a[1];                                                                       \
+        memcpy(a, col, sizeof a[0]);                                                            \
+        for (int64_t r = lo; r < hi; r++) kernel(w->ne[0], cpu_row(w, r), a, 1, dst + r, param); \
+    }
+KGEMV_ROWS(gemv_q4_K, dot_q45_K, 0)
+KGEMV_ROWS(gemv_q5_K, dot_q45_K, 1)
+KGEMV_ROWS(gemv_q6_K, dot_q6_K_k, 0)
+
 const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_Q4_0, gemv_col_bytes, gemv_prepare, gemv_q4_0},
     {TQ_TYPE_Q5_0, gemv_col_bytes, gemv_prepare, gemv_q5_0},
     {TQ_TYPE_Q8_0, gemv_col_bytes, gemv_prepare, gemv_q8_0},
+    {TQ_TYPE_Q4_K, kgemv_col_bytes, kgemv_prepare, gemv_q4_K},
+    {TQ_TYPE_Q5_K, kgemv_col_bytes, kgemv_prepare, gemv_q5_K},
+    {TQ_TYPE_Q6_K, kgemv_col_bytes, kgemv_prepare, gemv_q6_K},
 };
 
 /* Float weights, several columns: the columns of a column block narrowed

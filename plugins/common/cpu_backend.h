@@ -282,8 +282,12 @@ void cpu_round_bf16(const float *x, void *y, int64_t n);
 
 static inline int64_t cpu_nrows(const tq_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
 
-/* Row r of a tensor whose rows (dims 1..3 flattened) are laid out by nb. */
+/* Row r (< cpu_nrows) of a tensor whose rows (dims 1..3 flattened) are
+ * laid out by nb. A matrix (every weight) takes the first branch: the three
+ * 64-bit divisions of the general case cost as much as a K-quant row's
+ * dot product when decoding. */
 static inline const char *cpu_row(const tq_tensor *t, int64_t r) {
+    if (t->ne[2] == 1 && t->ne[3] == 1) return (const char *)t->data + r * (int64_t)t->nb[1];
     const int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
     return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
 }
