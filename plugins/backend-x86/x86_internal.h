@@ -43,7 +43,7 @@ extern const cpu_mm_type x86_mm_types[CPU_N_MM_TYPES];
  * column prepared once per node (x86_matmul.c). */
 #define X86_N_GEMMS 8
 extern const cpu_mm_gemm x86_gemms[X86_N_GEMMS];
-#define X86_N_GEMVS 6
+#define X86_N_GEMVS 9
 extern const cpu_mm_gemv x86_gemvs[X86_N_GEMVS];
 
 /* The row-interleaved prefill tiles (cpu_mm_gemm.run): rows [lo, hi) of w

@@ -712,15 +712,16 @@ GEMV_ROWS(gemv_q4_0, W_Q4_0)
 GEMV_ROWS(gemv_q5_0, W_Q5_0)
 GEMV_ROWS(gemv_q8_0, W_Q8_0)
 
-/* K-quants: the encoded q8_K column is used as it is (col holds its
- * address), and the rows go straight to the dot kernel: a 2048-wide row has
- * only 8 super-blocks, so the tile driver's per-row bookkeeping cost as much
- * as a tenth of the decode. Same operations as the driver's path. */
-static size_t kgemv_col_bytes(int64_t n_in) {
+/* K-quants and float weights: the encoded column is used as it is (col
+ * holds its address), and the rows go straight to the dot kernel, one after
+ * the other. A 2048-wide K-quant row has only 8 super-blocks, so the tile
+ * driver's per-row bookkeeping cost as much as a tenth of the decode. Same
+ * operations as the driver's path. */
+static size_t gemv_ref_col_bytes(int64_t n_in) {
     (void)n_in;
     return sizeof(const void *);
 }
-static void kgemv_prepare(void *col, const void *act, int64_t n_in) {
+static void gemv_ref_prepare(void *col, const void *act, int64_t n_in) {
     (void)n_in;
     memcpy(col, &act, sizeof act);
 }
@@ -733,14 +734,29 @@ static void kgemv_prepare(void *col, const void *act, int64_t n_in) {
 KGEMV_ROWS(gemv_q4_K, dot_q45_K, 0)
 KGEMV_ROWS(gemv_q5_K, dot_q45_K, 1)
 KGEMV_ROWS(gemv_q6_K, dot_q6_K_k, 0)
+#define FGEMV_ROWS(name, T)                                                                     \
+    static void name(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst) { \
+        const void *a[1];                                                                       \
+        memcpy(a, col, sizeof a[0]);                                                            \
+        for (int64_t r = lo; r < hi; r++) {                                                     \
+            const void *row[1] = {cpu_row(w, r)};                                               \
+            dot_float(w->ne[0], row, 1, a, 1, dst + r, T);                                      \
+        }                                                                                       \
+    }
+FGEMV_ROWS(gemv_f32, WF_F32)
+FGEMV_ROWS(gemv_f16, WF_F16)
+FGEMV_ROWS(gemv_bf16, WF_BF16)
 
 const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_Q4_0, gemv_col_bytes, gemv_prepare, gemv_q4_0},
     {TQ_TYPE_Q5_0, gemv_col_bytes, gemv_prepare, gemv_q5_0},
     {TQ_TYPE_Q8_0, gemv_col_bytes, gemv_prepare, gemv_q8_0},
-    {TQ_TYPE_Q4_K, kgemv_col_bytes, kgemv_prepare, gemv_q4_K},
-    {TQ_TYPE_Q5_K, kgemv_col_bytes, kgemv_prepare, gemv_q5_K},
-    {TQ_TYPE_Q6_K, kgemv_col_bytes, kgemv_prepare, gemv_q6_K},
+    {TQ_TYPE_Q4_K, gemv_ref_col_bytes, gemv_ref_prepare, gemv_q4_K},
+    {TQ_TYPE_Q5_K, gemv_ref_col_bytes, gemv_ref_prepare, gemv_q5_K},
+    {TQ_TYPE_Q6_K, gemv_ref_col_bytes, gemv_ref_prepare, gemv_q6_K},
+    {TQ_TYPE_F32, gemv_ref_col_bytes, gemv_ref_prepare, gemv_f32},
+    {TQ_TYPE_F16, gemv_ref_col_bytes, gemv_ref_prepare, gemv_f16},
+    {TQ_TYPE_BF16, gemv_ref_col_bytes, gemv_ref_prepare, gemv_bf16},
 };
 
 /* Float weights, several columns: the columns of a column block narrowed

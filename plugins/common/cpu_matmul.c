@@ -25,12 +25,20 @@
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
 
-/* Decoding hands out rows in chunks of DECODE_CHUNK from a shared counter
- * rather than in one equal share per thread: on a machine where the other
- * thread's core is busy for a while (a VM, a laptop), the free one takes
- * more chunks instead of waiting at the end of the node. Chunks are long
- * enough (tens of KB of weights) for the hardware prefetcher to stream. */
-#define DECODE_CHUNK 64 /* a multiple of every mm_rows */
+/* Decoding hands out rows in chunks from a shared counter rather than in
+ * one equal share per thread: on a machine where the other thread's core is
+ * busy for a while (a VM, a laptop), the free one takes more chunks instead
+ * of waiting at the end of the node. Chunks are long enough (tens of KB of
+ * weights) for the hardware prefetcher to stream, and at least 8 per thread
+ * so that the threads finish a small matrix close together (the last chunk
+ * is what the others wait for). */
+#define DECODE_CHUNK_MAX 64 /* multiples of every mm_rows */
+#define DECODE_CHUNK_MIN 16
+
+static int64_t decode_chunk(int64_t n_out, int n_threads) {
+    int64_t c = n_out / (8 * (int64_t)(n_threads > 0 ? n_threads : 1)) / DECODE_CHUNK_MIN * DECODE_CHUNK_MIN;
+    return c < DECODE_CHUNK_MIN ? DECODE_CHUNK_MIN : c > DECODE_CHUNK_MAX ? DECODE_CHUNK_MAX : c;
+}
 
 typedef struct mm_task {
     const tq_tensor *w, *x;
@@ -46,6 +54,7 @@ typedef struct mm_task {
     float *dst;
     int64_t n_in, n_out, n_cols;
     atomic_llong *next_row;  /* decoding: the next chunk of rows to take */
+    int64_t chunk;           /* decoding: rows per chunk                  */
 } mm_task;
 
 static const cpu_mm_gemm *gemm_of(const cpu_kernels *k, tq_type t, int64_t n_cols) {
@@ -62,9 +71,9 @@ static const cpu_mm_gemv *gemv_of(const cpu_kernels *k, tq_type t) {
 
 /* [*lo, *hi) of the next chunk of decode rows; 0 when all are taken. */
 static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
-    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, DECODE_CHUNK, memory_order_relaxed);
+    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, t->chunk, memory_order_relaxed);
     if (*lo >= t->n_out) return 0;
-    *hi = *lo + DECODE_CHUNK < t->n_out ? *lo + DECODE_CHUNK : t->n_out;
+    *hi = *lo + t->chunk < t->n_out ? *lo + t->chunk : t->n_out;
     return 1;
 }
 
@@ -185,6 +194,7 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     atomic_llong next_row;
     atomic_init(&next_row, 0);
     t.next_row = &next_row;
+    t.chunk = decode_chunk(t.n_out, dev->host->n_threads);
     /* One column is cheaper to encode here than to hand to the pool. */
     if (t.n_cols == 1)
         encode_column(&t, 0);
