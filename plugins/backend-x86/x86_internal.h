@@ -86,6 +86,20 @@ X86_INLINE float x86_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 /* Round to nearest even, as the core's tq_f32_to_f16 (equal for non-NaN). */
 X86_INLINE uint16_t x86_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
+/* Decoding streams every weight once and does little arithmetic per byte,
+ * and on the development VM (Zen 3) the hardware prefetchers alone left the
+ * GEMVs at 55-65% of the read bandwidth: the kernels read a single row at a
+ * time with a short FMA chain per block, so few misses were in flight.
+ * Asking for the line this many bytes ahead of the one being read raised
+ * Q8_0 decode by about a quarter (1024: +23%, 2048: +26%, 4096: +19%;
+ * medians of 7 alternating runs, TinyLlama-1.1B, 2 threads). */
+#define X86_DECODE_PREFETCH 2048
+
+/* Prefetches the cache lines of [p, p + bytes) moved X86_DECODE_PREFETCH ahead. */
+X86_INLINE void x86_prefetch_ahead(const void *p, const int bytes) {
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + X86_DECODE_PREFETCH + o, _MM_HINT_T0);
+}
+
 X86_INLINE float x86_hsum128(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
