@@ -9,7 +9,10 @@
  * bit 2 is spread from its plane by a table lookup and a bit test. Lookups
  * of the 16-entry tables (tbl) then give the centroids: the low and high
  * bytes of lut16 zipped into int16 here, or the dotprod variant's own
- * int8 halves.
+ * int8 halves. Split rows (turbo_codec.h) are decoded to their 40-entry
+ * indices first (the 5-bit half: nibbles with bit 4 spread from its plane
+ * as tq3's bit 2; the 3-bit half: tq3's decoder, + 32) and looked up in
+ * 48-byte tables (tbl with three registers).
  *
  * Shared table entries (softmax_w, exp_sum, f16_dot, f16_acc, v_acc) are
  * here; the K dot products are the variant's own.
@@ -72,6 +75,21 @@ NX_INLINE void nx_tq4_idx64(const uint8_t *codes, uint8x16_t *v) {
     }
 }
 
+/* v[m] (the indices of dims 16m .. 16m + 15) |= val where the dim's bit of
+ * the 8 plane bytes is set (dim 16m + r: bit r % 8 of byte 2m + r / 8). */
+NX_INLINE void nx_or_plane(uint8x16_t *v, const uint8_t *plane, uint8_t val) {
+    static const uint8_t bit_b[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    static const uint8_t pat_b[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    const uint8x16_t hb = vcombine_u8(vld1_u8(plane), vdup_n_u8(0));
+    const uint8x16_t bit = vld1q_u8(bit_b), set = vdupq_n_u8(val);
+    uint8x16_t pat = vld1q_u8(pat_b);
+    for (int m = 0; m < 4; m++) {
+        const uint8x16_t x = vqtbl1q_u8(hb, pat);
+        v[m] = vorrq_u8(v[m], vandq_u8(vtstq_u8(x, bit), set));
+        pat = vaddq_u8(pat, vdupq_n_u8(2));
+    }
+}
+
 /* tq2 (hi == NULL) or tq3: 16 bytes of the 2-bit plane and 8 bytes of the
  * 1-bit plane -> the indices of dims 0-15, 16-31, 32-47, 48-63. Zipping the
  * four 2-bit fields (field r of byte k is dim 4k + r) by bytes, then by
@@ -89,19 +107,7 @@ NX_INLINE void nx_tq23_idx64(const uint8_t *codes, const uint8_t *hi, uint8x16_t
     v[1] = vreinterpretq_u8_u16(vzip2q_u16(a_lo, b_lo));
     v[2] = vreinterpretq_u8_u16(vzip1q_u16(a_hi, b_hi));
     v[3] = vreinterpretq_u8_u16(vzip2q_u16(a_hi, b_hi));
-    if (hi) {
-        /* dim 16m + r: bit r % 8 of plane byte 2m + r / 8 */
-        static const uint8_t bit_b[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-        static const uint8_t pat_b[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-        const uint8x16_t hb = vcombine_u8(vld1_u8(hi), vdup_n_u8(0));
-        const uint8x16_t bit = vld1q_u8(bit_b), four = vdupq_n_u8(4);
-        uint8x16_t pat = vld1q_u8(pat_b);
-        for (int m = 0; m < 4; m++) {
-            const uint8x16_t x = vqtbl1q_u8(hb, pat);
-            v[m] = vorrq_u8(v[m], vandq_u8(vtstq_u8(x, bit), four));
-            pat = vaddq_u8(pat, vdupq_n_u8(2));
-        }
-    }
+    if (hi) nx_or_plane(v, hi, 4);
 }
 
 /* The indices of dims i..i+63 (i a multiple of 64) of a row's codes; a
@@ -123,28 +129,80 @@ NX_INLINE void nx_idx64(int bits, const uint8_t *codes, int32_t d, int32_t i, ui
     nx_tq23_idx64(tail, bits == 3 ? tail1 : NULL, v);
 }
 
+/* Split rows (kernel ids TURBO_KERN_SPLIT and _SPLIT2, codes as
+ * turbo_unpack_codes reads them): the indices of the d dims into idx[0 ..
+ * d) (0..31 for the 5-bit half, 32..39 for the 3-bit one); writes up to
+ * idx[d + 47]. h = d / 2 is a multiple of 16; a last, partial block of the
+ * 5-bit half is read from a zero-padded copy, never past the row. */
+NX_INLINE void nx_split_idx(const uint8_t *codes, int32_t d, uint8_t *idx) {
+    const int32_t h = d / 2;
+    const uint8_t *b4 = codes + h / 2, *lo = b4 + h / 8;
+    for (int32_t i = 0; i < h; i += 64) {
+        uint8x16_t v[4];
+        alignas(16) uint8_t nib[32] = {0}, plane[8] = {0};
+        const uint8_t *pn = codes + i / 2, *pb = b4 + i / 8;
+        if (i + 64 > h) {
+            memcpy(nib, pn, (size_t)(h - i) / 2);
+            memcpy(plane, pb, (size_t)(h - i) / 8);
+            pn = nib;
+            pb = plane;
+        }
+        nx_tq4_idx64(pn, v);
+        nx_or_plane(v, pb, 16);
+        for (int m = 0; m < 4; m++) vst1q_u8(idx + i + 16 * m, v[m]);
+    }
+    for (int32_t i = 0; i < h; i += 64) { /* overwrites what the 5-bit half wrote past h */
+        uint8x16_t v[4];
+        nx_idx64(3, lo, h, i, v);
+        for (int m = 0; m < 4; m++) vst1q_u8(idx + h + i + 16 * m, vaddq_u8(v[m], vdupq_n_u8(32)));
+    }
+}
+
 /* ---- int16 centroids ----------------------------------------------------------- */
 
 typedef struct nx_lut {
-    uint8x16_t lo, hi; /* low and high bytes of lut16[0..15] */
+    uint8x16x3_t lo, hi; /* low and high bytes of lut16[0..47] (zero past the table) */
 } nx_lut;
 
-NX_INLINE nx_lut nx_lut_bytes(const int16_t *lut16) {
-    const uint8x16x2_t b = vld2q_u8((const uint8_t *)(const void *)lut16); /* little endian */
-    nx_lut t = {b.val[0], b.val[1]};
+/* The tables of kernel id bits: lut16 holds 16 entries, TURBO_LUT_N for split rows. */
+NX_INLINE nx_lut nx_lut_bytes(int bits, const int16_t *lut16) {
+    alignas(16) int16_t pad[48] = {0};
+    memcpy(pad, lut16, (size_t)(bits >= TURBO_KERN_SPLIT ? TURBO_LUT_N : 16) * sizeof *pad);
+    nx_lut t;
+    for (int k = 0; k < 3; k++) { /* little endian: the bytes alternate low, high */
+        const uint8x16x2_t b = vld2q_u8((const uint8_t *)(const void *)(pad + 16 * k));
+        t.lo.val[k] = b.val[0];
+        t.hi.val[k] = b.val[1];
+    }
     return t;
 }
 
+/* 16 indices -> their int16 centroids at c. */
+NX_INLINE void nx_lookup16(int bits, uint8x16_t v, const nx_lut *t, int16_t *c) {
+    uint8x16_t l, h;
+    if (bits >= TURBO_KERN_SPLIT) {
+        l = vqtbl3q_u8(t->lo, v);
+        h = vqtbl3q_u8(t->hi, v);
+    } else {
+        l = vqtbl1q_u8(t->lo.val[0], v);
+        h = vqtbl1q_u8(t->hi.val[0], v);
+    }
+    vst1q_s16(c, vreinterpretq_s16_u8(vzip1q_u8(l, h)));
+    vst1q_s16(c + 8, vreinterpretq_s16_u8(vzip2q_u8(l, h)));
+}
+
 /* A row's codes -> its lut16 centroids c[0 .. round_up(d, 64)). */
-NX_INLINE void nx_decode16(int bits, const uint8_t *codes, int32_t d, nx_lut t, int16_t *c) {
+NX_INLINE void nx_decode16(int bits, const uint8_t *codes, int32_t d, const nx_lut *t, int16_t *c) {
+    if (bits >= TURBO_KERN_SPLIT) {
+        alignas(16) uint8_t idx[NX_CBUF];
+        nx_split_idx(codes, d, idx);
+        for (int32_t i = 0; i < d; i += 16) nx_lookup16(bits, vld1q_u8(idx + i), t, c + i);
+        return;
+    }
     for (int32_t i = 0; i < d; i += 64) {
         uint8x16_t v[4];
         nx_idx64(bits, codes, d, i, v);
-        for (int m = 0; m < 4; m++) {
-            const uint8x16_t l = vqtbl1q_u8(t.lo, v[m]), h = vqtbl1q_u8(t.hi, v[m]);
-            vst1q_s16(c + i + 16 * m, vreinterpretq_s16_u8(vzip1q_u8(l, h)));
-            vst1q_s16(c + i + 16 * m + 8, vreinterpretq_s16_u8(vzip2q_u8(l, h)));
-        }
+        for (int m = 0; m < 4; m++) nx_lookup16(bits, v[m], t, c + i + 16 * m);
     }
 }
 
@@ -153,10 +211,12 @@ NX_INLINE void nx_decode16(int bits, const uint8_t *codes, int32_t d, nx_lut t, 
 /* Scores of nk <= NX_KROWS rows (j..) for query rows g0..g0+gn-1 from
  * their dots (dots[k] lane g: row j+k, query g0+g) and row scales s:
  * (s * qs) * D + qm, the running max per query row in row order, stored
- * as a 4 x 4 transpose when the block is full. */
-NX_INLINE void nx_k_store(const float *s, const int32x4_t *dots, int32_t nk, int32_t j, int32_t g0,
-                          int32_t gn, const float *qs, const float *qm, float *sc, size_t ld,
-                          float *mx) {
+ * as a 4 x 4 transpose when the block is full. split2 rows: s2 and dots2
+ * (else NULL) are the 3-bit half's scales and dots, added as the
+ * reference does, ((s * qs) * D + (s2 * qs) * D2) + qm. */
+NX_INLINE void nx_k_store(const float *s, const int32x4_t *dots, const float *s2,
+                          const int32x4_t *dots2, int32_t nk, int32_t j, int32_t g0, int32_t gn,
+                          const float *qs, const float *qm, float *sc, size_t ld, float *mx) {
     alignas(16) float qsv[4] = {0}, qmv[4] = {0}, mxv[4] = {0};
     for (int32_t k = 0; k < gn; k++) {
         qsv[k] = qs[g0 + k];
@@ -166,7 +226,9 @@ NX_INLINE void nx_k_store(const float *s, const int32x4_t *dots, int32_t nk, int
     const float32x4_t qsq = vld1q_f32(qsv), qmq = vld1q_f32(qmv);
     float32x4_t v[NX_KROWS], m = vld1q_f32(mxv);
     for (int32_t k = 0; k < nk; k++) {
-        v[k] = vaddq_f32(vmulq_f32(vmulq_f32(vdupq_n_f32(s[k]), qsq), vcvtq_f32_s32(dots[k])), qmq);
+        float32x4_t x = vmulq_f32(vmulq_f32(vdupq_n_f32(s[k]), qsq), vcvtq_f32_s32(dots[k]));
+        if (s2) x = vaddq_f32(x, vmulq_f32(vmulq_f32(vdupq_n_f32(s2[k]), qsq), vcvtq_f32_s32(dots2[k])));
+        v[k] = vaddq_f32(x, qmq);
         m = vbslq_f32(vcgtq_f32(v[k], m), v[k], m);
     }
     vst1q_f32(mxv, m);
@@ -190,32 +252,47 @@ NX_INLINE void nx_k_store(const float *s, const int32x4_t *dots, int32_t nk, int
 
 /* The variant's K steps: decode a row's codes into slot k of the row
  * buffer (ctx: its lookup tables), and the exact int32 dots of slot k with
- * query rows g0..g0+gn-1 (gn <= 4; q: its query form; lanes past gn 0). */
+ * query rows g0..g0+gn-1 (rows of d; gn <= 4; q: its query form; lanes
+ * past gn 0) over dims [off, off + len), len a multiple of 16. */
 typedef void (*nx_kdec_fn)(int bits, const uint8_t *codes, int32_t d, const void *ctx,
                            int16_t *slot);
-typedef int32x4_t (*nx_kdot_fn)(const int16_t *slot, int32_t d, const void *q, int32_t g0,
-                                int32_t gn);
+typedef int32x4_t (*nx_kdot_fn)(const int16_t *slot, int32_t d, int32_t off, int32_t len,
+                                const void *q, int32_t g0, int32_t gn);
 
 /* k_scores over rows in groups of NX_KROWS: decode into a buffer shared by
- * the query groups, dot, then scale, max and store. */
+ * the query groups, dot, then scale, max and store. split2 rows (bits
+ * TURBO_KERN_SPLIT2: codes from byte 3, a ratio byte before them) take a
+ * dot per half, the 3-bit half's scale s * R[ratio byte]. */
 NX_INLINE void nx_k_scores(nx_kdec_fn dec, nx_kdot_fn dot, int bits, const void *ctx,
                            const void *q, const uint8_t *rows, size_t stride, int32_t n,
                            int32_t d, const float *qs, const float *qm, int32_t G, float *sc,
                            size_t ld, float *mx) {
+    const int split2 = bits == TURBO_KERN_SPLIT2;
+    const float *ratio = split2 ? turbo_split_ratio() : NULL;
+    const int32_t h = d / 2;
     alignas(16) int16_t c[NX_KROWS][NX_CBUF];
     for (int32_t j = 0; j < n; j += NX_KROWS) {
         const int32_t nk = n - j < NX_KROWS ? n - j : NX_KROWS;
-        float s[NX_KROWS];
+        float s[NX_KROWS], s2[NX_KROWS];
         for (int32_t k = 0; k < nk; k++) {
             const uint8_t *row = rows + (size_t)(j + k) * stride;
-            dec(bits, turbo_row_codes(row), d, ctx, c[k]);
+            dec(bits, row + (split2 ? 3 : 2), d, ctx, c[k]);
             s[k] = nx_row_scale(row);
+            if (split2) s2[k] = s[k] * ratio[row[2]];
         }
         for (int32_t g0 = 0; g0 < G; g0 += 4) {
             const int32_t gn = G - g0 < 4 ? G - g0 : 4;
-            int32x4_t dots[NX_KROWS];
-            for (int32_t k = 0; k < nk; k++) dots[k] = dot(c[k], d, q, g0, gn);
-            nx_k_store(s, dots, nk, j, g0, gn, qs, qm, sc, ld, mx);
+            int32x4_t dots[NX_KROWS], lo[NX_KROWS];
+            if (!split2) {
+                for (int32_t k = 0; k < nk; k++) dots[k] = dot(c[k], d, 0, d, q, g0, gn);
+                nx_k_store(s, dots, NULL, NULL, nk, j, g0, gn, qs, qm, sc, ld, mx);
+                continue;
+            }
+            for (int32_t k = 0; k < nk; k++) {
+                dots[k] = dot(c[k], d, 0, h, q, g0, gn);
+                lo[k] = dot(c[k], d, h, h, q, g0, gn);
+            }
+            nx_k_store(s, dots, s2, lo, nk, j, g0, gn, qs, qm, sc, ld, mx);
         }
     }
 }
@@ -235,8 +312,8 @@ NX_INLINE void nx_v_acc(int bits, const uint8_t *rows, size_t stride, int32_t n,
                         const int16_t *lut16, const int16_t *w16, size_t ld, const float *wscale,
                         int32_t G, float *acc) {
     alignas(16) int16_t c[TURBO_V_TILE][NX_CBUF];
-    const nx_lut t = nx_lut_bytes(lut16);
-    for (int32_t j = 0; j < n; j++) nx_decode16(bits, turbo_row_codes(rows + (size_t)j * stride), d, t, c[j]);
+    const nx_lut t = nx_lut_bytes(bits, lut16);
+    for (int32_t j = 0; j < n; j++) nx_decode16(bits, turbo_row_codes(rows + (size_t)j * stride), d, &t, c[j]);
     for (int32_t g0 = 0; g0 < G; g0 += 4) {
         const int32_t gn = G - g0 < 4 ? G - g0 : 4;
         const int16_t *w = w16 + (size_t)g0 * ld;
@@ -454,19 +531,22 @@ static void nx_f16_acc(const uint16_t *const *rows, int32_t nk, int32_t d, const
         NX_FIXED_D(d, nx_v_acc(B, rows, stride, n, d_, lut16, w16, ld, wscale, G, acc));         \
     }
 
-/* The table of one variant named `name`, with its k_scores_2/3/4 defined
- * before, and the getter turbo_kernels_<isa>. */
+/* The table of one variant named `name`, with its k_scores_2 .. 6 (6:
+ * split2 keys) defined before, and the getter turbo_kernels_<isa>. */
 #define NX_VARIANT(isa, name)                                                                    \
     NX_V_ACC(2)                                                                                  \
     NX_V_ACC(3)                                                                                  \
     NX_V_ACC(4)                                                                                  \
-    static const turbo_kernels isa##_kernels[3] = {                                              \
+    NX_V_ACC(5)                                                                                  \
+    static const turbo_kernels isa##_kernels[5] = {                                              \
         {name, k_scores_2, nx_softmax_w, v_acc_2, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
         {name, k_scores_3, nx_softmax_w, v_acc_3, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
         {name, k_scores_4, nx_softmax_w, v_acc_4, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
+        {name, k_scores_5, nx_softmax_w, v_acc_5, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
+        {name, k_scores_6, NULL, NULL, nx_exp_sum, nx_f16_dot, nx_f16_acc},                      \
     };                                                                                           \
     const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
-        if (bits < TURBO_MIN_BITS || bits > TURBO_MAX_BITS) return NULL;                         \
+        if (bits < TURBO_MIN_BITS || bits > TURBO_KERN_SPLIT2) return NULL;                      \
         return &isa##_kernels[bits - TURBO_MIN_BITS];                                            \
     }
 

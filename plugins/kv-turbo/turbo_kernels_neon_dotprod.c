@@ -19,7 +19,7 @@
 #define QCHUNK 16
 
 typedef struct dp_lut {
-    int8x16_t h, l; /* lut16 >> 7 and lut16 & 127 */
+    int8x16x3_t h, l; /* lut16[0..47] >> 7 and & 127 (zero past the table) */
 } dp_lut;
 
 typedef struct dp_query {
@@ -35,14 +35,24 @@ NX_INLINE void dp_split8(int16x8_t x, int8_t *h, int8_t *l) {
 /* Slot layout: the high bytes of the row's centroids, then the low bytes
  * at byte NX_CBUF. */
 NX_INLINE void dec_i8(int bits, const uint8_t *codes, int32_t d, const void *ctx, int16_t *slot) {
-    const dp_lut t = *(const dp_lut *)ctx;
+    const dp_lut *t = (const dp_lut *)ctx;
     int8_t *h = (int8_t *)(void *)slot, *l = h + NX_CBUF;
+    if (bits >= TURBO_KERN_SPLIT) { /* 40 entries: three-register lookups */
+        alignas(16) uint8_t idx[NX_CBUF];
+        nx_split_idx(codes, d, idx);
+        for (int32_t i = 0; i < d; i += 16) {
+            const uint8x16_t v = vld1q_u8(idx + i);
+            vst1q_s8(h + i, vqtbl3q_s8(t->h, v));
+            vst1q_s8(l + i, vqtbl3q_s8(t->l, v));
+        }
+        return;
+    }
     for (int32_t i = 0; i < d; i += 64) {
         uint8x16_t v[4];
         nx_idx64(bits, codes, d, i, v);
         for (int m = 0; m < 4; m++) {
-            vst1q_s8(h + i + 16 * m, vqtbl1q_s8(t.h, v[m]));
-            vst1q_s8(l + i + 16 * m, vqtbl1q_s8(t.l, v[m]));
+            vst1q_s8(h + i + 16 * m, vqtbl1q_s8(t->h.val[0], v[m]));
+            vst1q_s8(l + i + 16 * m, vqtbl1q_s8(t->l.val[0], v[m]));
         }
     }
 }
@@ -52,14 +62,15 @@ NX_INLINE int32x4_t dp_join(int32x4_t hh, int32x4_t x, int32x4_t ll) {
     return vaddq_s32(vshlq_n_s32(hh, 14), vaddq_s32(vshlq_n_s32(x, 7), ll));
 }
 
-NX_INLINE int32x4_t dot_sdot(const int16_t *slot, int32_t d, const void *qv, int32_t g0, int32_t gn) {
+NX_INLINE int32x4_t dot_sdot(const int16_t *slot, int32_t d, int32_t off, int32_t len, const void *qv,
+                             int32_t g0, int32_t gn) {
     const int8_t *ch = (const int8_t *)(const void *)slot, *cl = ch + NX_CBUF;
     const dp_query *qp = (const dp_query *)qv;
     const int8_t *qh = qp->h + (size_t)g0 * (size_t)d, *ql = qp->l + (size_t)g0 * (size_t)d;
     if (gn == 4) {
         int32x4_t h[4], x[4], l[4];
         for (int g = 0; g < 4; g++) h[g] = x[g] = l[g] = vdupq_n_s32(0);
-        for (int32_t i = 0; i < d; i += 16) {
+        for (int32_t i = off; i < off + len; i += 16) {
             const int8x16_t c_h = vld1q_s8(ch + i), c_l = vld1q_s8(cl + i);
             for (int g = 0; g < 4; g++) {
                 const int8x16_t q_h = vld1q_s8(qh + (size_t)g * (size_t)d + i);
@@ -76,7 +87,7 @@ NX_INLINE int32x4_t dot_sdot(const int16_t *slot, int32_t d, const void *qv, int
     for (int32_t g = 0; g < gn; g++) {
         const int8_t *gh = qh + (size_t)g * (size_t)d, *gl = ql + (size_t)g * (size_t)d;
         int32x4_t h = vdupq_n_s32(0), x = h, l = h;
-        for (int32_t i = 0; i < d; i += 16) {
+        for (int32_t i = off; i < off + len; i += 16) {
             const int8x16_t c_h = vld1q_s8(ch + i), c_l = vld1q_s8(cl + i);
             const int8x16_t q_h = vld1q_s8(gh + i), q_l = vld1q_s8(gl + i);
             h = vdotq_s32(h, q_h, c_h);
@@ -92,10 +103,15 @@ NX_INLINE int32x4_t dot_sdot(const int16_t *slot, int32_t d, const void *qv, int
 NX_INLINE void dp_k_scores(int bits, const uint8_t *rows, size_t stride, int32_t n, int32_t d,
                            const int16_t *lut16, const int16_t *q16, const float *qs,
                            const float *qm, int32_t G, float *sc, size_t ld, float *mx) {
-    alignas(16) int8_t lh[16], ll[16], qh[QCHUNK * TURBO_MAX_DIM], ql[QCHUNK * TURBO_MAX_DIM];
-    dp_split8(vld1q_s16(lut16), lh, ll);
-    dp_split8(vld1q_s16(lut16 + 8), lh + 8, ll + 8);
-    const dp_lut t = {vld1q_s8(lh), vld1q_s8(ll)};
+    alignas(16) int8_t lh[48], ll[48], qh[QCHUNK * TURBO_MAX_DIM], ql[QCHUNK * TURBO_MAX_DIM];
+    alignas(16) int16_t pad[48] = {0};
+    memcpy(pad, lut16, (size_t)(bits >= TURBO_KERN_SPLIT ? TURBO_LUT_N : 16) * sizeof *pad);
+    for (int k = 0; k < 48; k += 8) dp_split8(vld1q_s16(pad + k), lh + k, ll + k);
+    dp_lut t;
+    for (int k = 0; k < 3; k++) {
+        t.h.val[k] = vld1q_s8(lh + 16 * k);
+        t.l.val[k] = vld1q_s8(ll + 16 * k);
+    }
     const dp_query qv = {qh, ql};
     for (int32_t g0 = 0; g0 < G; g0 += QCHUNK) {
         const int32_t gc = G - g0 < QCHUNK ? G - g0 : QCHUNK;
@@ -115,5 +131,7 @@ NX_INLINE void dp_k_scores(int bits, const uint8_t *rows, size_t stride, int32_t
 K_SCORES(2)
 K_SCORES(3)
 K_SCORES(4)
+K_SCORES(5)
+K_SCORES(6)
 
 NX_VARIANT(neon_dotprod, "neon-dotprod")
