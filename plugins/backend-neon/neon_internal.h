@@ -53,8 +53,8 @@ void neon_axpy(float *y, float p, const float *x, int64_t n);
 void neon_quantize_q8_0(const float *x, void *y, int64_t n);
 void neon_quantize_q8_1(const float *x, void *y, int64_t n);
 void neon_quantize_q8_K(const float *x, void *y, int64_t n);
-/* x rounded through f16 and back (what ggml feeds f16 dots). */
-void neon_round_f16(const float *x, void *y, int64_t n);
+/* x narrowed to f16, n uint16 at y (what ggml feeds f16 dots). */
+void neon_encode_f16(const float *x, void *y, int64_t n);
 
 /* ---- helpers ------------------------------------------------------------- */
 

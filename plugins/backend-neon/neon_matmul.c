@@ -2,9 +2,9 @@
  * (encode each activation column once, tile rows x columns over the pool)
  * is plugins/common/cpu_matmul.c.
  *
- * Float weights (f32, f16, bf16) are widened to f32 and multiplied with f32
- * activations (already rounded through f16 / bf16 for those weights, so
- * every product is the one ggml forms) in fused multiply-adds, summed in
+ * Float weights (f32, f16, bf16) and their activations (narrowed to f16 /
+ * bf16 by the encoder for those weights, so every product is the one ggml
+ * forms) are widened to f32 and multiplied in fused multiply-adds, summed in
  * the x86 backend's order, so float models give its results bit for bit
  * (checked by comparing tqrun --logits-out on tm30m-llama-f16). Block
  * formats are unpacked to int8 and dotted with the q8 activations: 16 pairs
@@ -69,9 +69,8 @@ NEON_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const 
             load_w8(w[r], i + 8, T, &wv2[r][0], &wv2[r][1]);
         }
         for (int c = 0; c < nc; c++) {
-            const float *ac = (const float *)a[c] + i;
-            const float32x4_t av[2] = {vld1q_f32(ac), vld1q_f32(ac + 4)};
-            const float32x4_t av2[2] = {vld1q_f32(ac + 8), vld1q_f32(ac + 12)};
+            const float32x4_t av[2] = {load_w4(a[c], i, T), load_w4(a[c], i + 4, T)};
+            const float32x4_t av2[2] = {load_w4(a[c], i + 8, T), load_w4(a[c], i + 12, T)};
             for (int r = 0; r < nr; r++)
                 for (int h = 0; h < 2; h++) {
                     acc[r][c][h] = vfmaq_f32(acc[r][c][h], wv[r][h], av[h]);
@@ -85,7 +84,7 @@ NEON_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const 
             load_w8(w[r], i, T, &wv[0], &wv[1]);
             for (int c = 0; c < nc; c++)
                 for (int h = 0; h < 2; h++)
-                    acc[r][c][h] = vfmaq_f32(acc[r][c][h], wv[h], vld1q_f32((const float *)a[c] + i + 4 * h));
+                    acc[r][c][h] = vfmaq_f32(acc[r][c][h], wv[h], load_w4(a[c], i + 4 * h, T));
         }
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nc; c++)
@@ -94,7 +93,7 @@ NEON_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const 
     for (; i < n; i++)
         for (int r = 0; r < nr; r++) {
             const float wf = load_w1(w[r], i, T);
-            for (int c = 0; c < nc; c++) out[r * CPU_MM_MAX_COLS + c] += wf * ((const float *)a[c])[i];
+            for (int c = 0; c < nc; c++) out[r * CPU_MM_MAX_COLS + c] += wf * load_w1(a[c], i, T);
         }
 }
 

@@ -1,5 +1,5 @@
 /* neon_quant.c — the activation encoders of the matmul: f32 columns to q8_0,
- * q8_1 and q8_K blocks, and f32 rounded through f16.
+ * q8_1 and q8_K blocks, and f32 narrowed to f16.
  *
  * These must produce exactly the bytes of the core's scalar encoders
  * (core/src/tq_quants.c, tq_quants_k.c), which follow ggml's
@@ -96,9 +96,9 @@ void neon_quantize_q8_K(const float *x, void *y, int64_t n) {
     }
 }
 
-void neon_round_f16(const float *x, void *y, int64_t n) {
-    float *out = y;
+void neon_encode_f16(const float *x, void *y, int64_t n) {
+    uint16_t *out = y;
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
-    for (; i < n; i++) out[i] = neon_f16_to_f32(neon_f32_to_f16(x[i]));
+    for (; i + 4 <= n; i += 4) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++) out[i] = neon_f32_to_f16(x[i]);
 }

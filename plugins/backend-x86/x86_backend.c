@@ -20,7 +20,7 @@ static const cpu_kernels x86_kernels = {
     .n_gemms = X86_N_GEMMS,
     .gemvs = x86_gemvs,
     .n_gemvs = X86_N_GEMVS,
-    .encode = {[CPU_ACT_F16] = x86_round_f16, [CPU_ACT_Q8_0] = x86_quantize_q8_0,
+    .encode = {[CPU_ACT_F16] = x86_encode_f16, [CPU_ACT_Q8_0] = x86_quantize_q8_0,
                [CPU_ACT_Q8_1] = x86_quantize_q8_1, [CPU_ACT_Q8_K] = x86_quantize_q8_K},
     .f16_row = x86_f16_row,
     .sum_squares = x86_sum_squares,

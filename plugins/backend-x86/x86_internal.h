@@ -77,8 +77,8 @@ void x86_expf_row(const float *x, float *y, int64_t n);
 void x86_quantize_q8_0(const float *x, void *y, int64_t n);
 void x86_quantize_q8_1(const float *x, void *y, int64_t n);
 void x86_quantize_q8_K(const float *x, void *y, int64_t n);
-/* x rounded through f16 and back (what ggml feeds f16 dots). */
-void x86_round_f16(const float *x, void *y, int64_t n);
+/* x narrowed to f16, n uint16 at y (what ggml feeds f16 dots). */
+void x86_encode_f16(const float *x, void *y, int64_t n);
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -2,8 +2,8 @@
  *
  * As in ggml and the ref backend, every activation column is first encoded
  * ONCE per node into the weight's vec_dot format (q8_0 for q4_0/q5_0/q8_0,
- * q8_1 for q4_1/q5_1, q8_K for the K-quants, f32 rounded through f16/bf16
- * for those weights, plain f32 for f32). The products are then integer dot
+ * q8_1 for q4_1/q5_1, q8_K for the K-quants, narrowed to f16/bf16 for
+ * those weights, plain f32 for f32). The products are then integer dot
  * products per block (AVX2 maddubs, or AVX-512 VNNI dpbusd), scaled by the
  * block's two float scales and accumulated in float lanes.
  *
@@ -11,14 +11,12 @@
  * kernels with up to X86_MM_ROWS = 4 weight rows and NC = 4 activation
  * columns, so each weight block is loaded and unpacked once per 4 columns
  * (q4_0/q5_0/q8_0 full tiles also share each activation block over 2 rows).
- * Decoding float weights takes the 4 rows at once: 4 weight streams in
- * flight instead of 2 made tm30m F16 decode 18% faster on one thread and
- * 0 to 5% on two (2026-11-24, development VM, noisy), same results.
- * This file also supplies two of the driver's whole-node paths: float
- * weights with several columns (gemm_float: 3 x 4 register tiles that read
- * the weights in place and the columns narrowed to the weights' 16-bit
- * format once per column block), and
- * decoding with q4_0/q5_0/q8_0 (gemv_32 against a column prepared once).
+ * This file also supplies the driver's whole-node paths: float weights
+ * with several columns (gemm_float: 3 x 4 register tiles that read the
+ * weights and the 16-bit columns in place), and decoding (one row after
+ * the other, the weights prefetched ahead: gemv_32 against a column
+ * prepared once for q4_0/q5_0/q8_0, the dot kernels themselves for the
+ * float and K-quant types).
  *
  * The kernels' small per-row / per-column loops carry "GCC unroll" pragmas:
  * without them GCC at -O2 keeps the accumulator arrays in memory.
@@ -55,9 +53,9 @@ X86_INLINE float load_w1(const void *w, int64_t i, const int T) {
     return f;
 }
 
-/* Activations are f32 (already rounded through f16/bf16 for those weights,
- * so every product is the one ggml forms). A register tile of nr <= 2 rows
- * x nc <= 2 columns, each output summed in two 8-lane FMA chains (even and
+/* Activations come in the weight's format (f16/bf16 weights: the columns
+ * narrowed by the encoder, so every product is the one ggml forms). A
+ * register tile of nr <= 2 rows x nc <= 2 columns, each output summed in two 8-lane FMA chains (even and
  * odd groups of 8) that are added before the horizontal sum: 8 accumulators
  * plus the loads fit the 16 AVX2 registers, each step loads 2 weight and 2
  * activation vectors per 4 FMAs, and every output's rounding is the same
@@ -79,8 +77,8 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
         for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T), wv2[r] = load_w8(w[r], i + 8, T);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
-            const __m256 av = _mm256_loadu_ps((const float *)a[c] + i);
-            const __m256 av2 = _mm256_loadu_ps((const float *)a[c] + i + 8);
+            const __m256 av = load_w8(a[c], i, T);
+            const __m256 av2 = load_w8(a[c], i + 8, T);
             _Pragma("GCC unroll 4")
             for (int r = 0; r < nr; r++) {
                 acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
@@ -94,7 +92,7 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
             const __m256 wv = load_w8(w[r], i, T);
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)a[c] + i), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(wv, load_w8(a[c], i, T), acc[r][c]);
         }
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
@@ -105,7 +103,7 @@ X86_INLINE void dot_float(int64_t n, const void *const *w, const int nr, const v
         for (int r = 0; r < nr; r++) {
             const float wf = load_w1(w[r], i, T);
             _Pragma("GCC unroll 4")
-            for (int c = 0; c < nc; c++) out[r * NC + c] += wf * ((const float *)a[c])[i];
+            for (int c = 0; c < nc; c++) out[r * NC + c] += wf * load_w1(a[c], i, T);
         }
 }
 
@@ -132,16 +130,16 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * sequence of operations, and combined as there: the results are
  * bit-identical to dot_float's whatever the tile.
  *
- * Both operands are read in the weight's own format (T): f16/bf16 weights
- * in place, and the activation columns narrowed to T once per column block
- * (exact: they were rounded through T by the encoder). Widening in the
+ * Both operands are read in the weight's own format (T), in place: the
+ * encoder wrote f16/bf16 columns for f16/bf16 weights. Widening in the
  * loads costs a conversion per vector, but halves the bytes a tile streams:
  * with f32 operands a tile of ffn_down (n_in = 1536) read 42 KB, more than
  * the 32 KB L1, and ran from L2 (41-44 GFLOPS on one core of the 2026-11-24
- * VM against 55-69 for n_in = 512). */
+ * VM against 55-69 for n_in = 512; f32 columns against f16 weights: 63
+ * against 80-89 GFLOPS, 2026-11-24 session 5). */
 #define FR 3
 #define FC 4
-#define FLOAT_ACT_BYTES (256 * 1024) /* narrowed activations per column block */
+#define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
 #define FLOAT_MIN_COLS 64            /* the least columns per column block */
 
 /* One chain: groups of 8 at start, start + 16, ... below n16, then (even
@@ -217,22 +215,6 @@ static void tile_f16(int64_t n, const void *const *w, int nr, const void *const 
 static void tile_bf16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
                      size_t ld) {
     tile_float_any(n, w, nr, a, nc, out, ld, WF_BF16);
-}
-
-/* Column x (n f32 values that T represents exactly) in T's 16-bit format. */
-static void narrow_col(const float *x, int64_t n, uint16_t *out, int T) {
-    int64_t i = 0;
-    if (T == WF_F16) {
-        for (; i + 8 <= n; i += 8)
-            _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-        for (; i < n; i++) out[i] = x86_f32_to_f16(x[i]);
-    } else {
-        for (; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, x + i, sizeof u);
-            out[i] = (uint16_t)(u >> 16);
-        }
-    }
 }
 
 /* ---- 32-element block formats --------------------------------------------- */
@@ -771,21 +753,18 @@ const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_BF16, gemv_ref_col_bytes, gemv_ref_prepare, gemv_bf16},
 };
 
-/* Float weights, several columns: the columns of a column block narrowed
- * to the weight's format into buf (f32 ones used in place), then rows [lo,
- * hi) (split in multiples of FR) in FR x FC tiles, the weights read in
- * place: a tile's 3 rows stay in L1 while the block's columns pass by. */
+/* Float weights, several columns: rows [lo, hi) (split in multiples of
+ * FR) in FR x FC tiles over column blocks of about FLOAT_ACT_BYTES, weights
+ * and columns read in place: a tile's 3 rows stay in L1 while the block's
+ * columns pass by. */
 static int64_t float_col_block(int64_t n_in) {
     const int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / FC * FC;
     return cb < FLOAT_MIN_COLS ? FLOAT_MIN_COLS : cb;
 }
 
-static size_t gemm_float_buf_bytes(int64_t n_in) {
-    return (size_t)float_col_block(n_in) * (size_t)n_in * sizeof(uint16_t);
-}
-
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
+    (void)buf;
     const int64_t n_in = w->ne[0];
     const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
     void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *, size_t) =
@@ -800,16 +779,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
                 const void *a[FC];
-                for (int k = 0; k < nc; k++) {
-                    const float *x = (const float *)(const void *)(act + (size_t)(c + k) * act_stride);
-                    if (T == WF_F32) {
-                        a[k] = x;
-                    } else {
-                        uint16_t *y = (uint16_t *)buf + (size_t)(c + k - c0) * (size_t)n_in;
-                        if (r == lo) narrow_col(x, n_in, y, T);
-                        a[k] = y;
-                    }
-                }
+                for (int k = 0; k < nc; k++) a[k] = act + (size_t)(c + k) * act_stride;
                 tile(n_in, wrow, nr, a, nc, dst + c * n_out + r, (size_t)n_out);
             }
         }
@@ -820,9 +790,9 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
  * row-interleaved integer tiles (groups of 8 rows) pay for their unpacking
  * from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
-    {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
-    {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
-    {TQ_TYPE_BF16, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_F32, FC, FR, NULL, gemm_float},
+    {TQ_TYPE_F16, FC, FR, NULL, gemm_float},
+    {TQ_TYPE_BF16, FC, FR, NULL, gemm_float},
     {TQ_TYPE_Q4_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q5_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q8_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},

@@ -1,5 +1,5 @@
 /* x86_quant.c — the activation encoders of the matmul: f32 columns to q8_0,
- * q8_1 and q8_K blocks, and f32 rounded through f16 (bf16: cpu_round_bf16).
+ * q8_1 and q8_K blocks, and f32 narrowed to f16 (bf16: cpu_encode_bf16).
  *
  * These must produce exactly the bytes of the core's scalar encoders
  * (core/src/tq_quants.c, tq_quants_k.c), which follow ggml's
@@ -116,10 +116,10 @@ void x86_quantize_q8_K(const float *x, void *y, int64_t n) {
     }
 }
 
-void x86_round_f16(const float *x, void *out, int64_t n) {
-    float *y = out;
+void x86_encode_f16(const float *x, void *out, int64_t n) {
+    uint16_t *y = out;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
-    for (; i < n; i++) y[i] = x86_f16_to_f32(x86_f32_to_f16(x[i]));
+        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = x86_f32_to_f16(x[i]);
 }

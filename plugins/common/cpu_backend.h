@@ -31,8 +31,8 @@
 /* How the activations of a MUL_MAT are encoded for a weight type. */
 typedef enum cpu_act {
     CPU_ACT_F32,  /* copied as is                    */
-    CPU_ACT_F16,  /* f32 rounded through f16         */
-    CPU_ACT_BF16, /* f32 rounded through bf16        */
+    CPU_ACT_F16,  /* narrowed to f16 (2 bytes each)  */
+    CPU_ACT_BF16, /* narrowed to bf16 (2 bytes each) */
     CPU_ACT_Q8_0,
     CPU_ACT_Q8_1,
     CPU_ACT_Q8_K,
@@ -150,7 +150,7 @@ typedef struct cpu_kernels {
     const cpu_mm_gemv *gemvs;
     int32_t n_gemvs;
     /* Column encoders by cpu_act (CPU_ACT_F32 and CPU_ACT_BF16 may be
-     * NULL: a copy, cpu_round_bf16). Bit-identical to the core's. */
+     * NULL: a copy, cpu_encode_bf16). Bit-identical to the core's. */
     cpu_encode_fn encode[CPU_ACT_COUNT];
     /* SIMD primitives of the shared ops, all [worker]:
      * n halves to floats (get_rows of f16 tables, f16 K/V rows); */
@@ -271,9 +271,9 @@ void cpu_binary(tq_device *dev, tq_tensor *dst);    /* ADD, MUL            */
 void cpu_unary(tq_device *dev, tq_tensor *dst);     /* SCALE, SILU, SWIGLU */
 void cpu_view_rows(tq_device *dev, tq_tensor *dst);
 
-/* x rounded through bf16 and back, as the core's tq_f32_to_bf16 (round to
- * nearest even, NaN kept quiet). [any] */
-void cpu_round_bf16(const float *x, void *y, int64_t n);
+/* x narrowed to bf16 (n uint16 at y), as the core's tq_f32_to_bf16 (round
+ * to nearest even, NaN kept quiet). [any] */
+void cpu_encode_bf16(const float *x, void *y, int64_t n);
 
 /* Largest n_rot of ROPE (the builder's bound TQ_ROPE_MAX_DIMS). */
 #define CPU_ROPE_MAX 1024

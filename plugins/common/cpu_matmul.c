@@ -84,6 +84,8 @@ static size_t act_bytes(cpu_act act, int64_t n) {
     case CPU_ACT_Q8_0: b = (size_t)(n / CPU_QK) * sizeof(cpu_block_q8_0); break;
     case CPU_ACT_Q8_1: b = (size_t)(n / CPU_QK) * sizeof(cpu_block_q8_1); break;
     case CPU_ACT_Q8_K: b = (size_t)(n / CPU_QK_K) * sizeof(cpu_block_q8_K); break;
+    case CPU_ACT_F16:
+    case CPU_ACT_BF16: b = (size_t)n * sizeof(uint16_t); break;
     default: b = (size_t)n * sizeof(float); break;
     }
     return (b + 63) / 64 * 64;
@@ -167,7 +169,7 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     if (!t.mt) /* cpu_supports refused it: the scheduler never sends it */
         return cpu_error(dev, err, TQ_ERR_UNSUPPORTED, "mul_mat: no kernel for type %d", (int)t.w->type);
     t.encode = k->encode[t.mt->act];
-    if (!t.encode && t.mt->act == CPU_ACT_BF16) t.encode = cpu_round_bf16;
+    if (!t.encode && t.mt->act == CPU_ACT_BF16) t.encode = cpu_encode_bf16;
     t.mr = k->mm_rows;
     t.nc = k->mm_cols;
     t.n_in = t.w->ne[0];

@@ -175,8 +175,8 @@ void cpu_view_rows(tq_device *dev, tq_tensor *dst) {
         memcpy((float *)dst->data + r * n, (const float *)a->data + r * stride + off, (size_t)n * sizeof(float));
 }
 
-void cpu_round_bf16(const float *x, void *y, int64_t n) {
-    float *out = y;
+void cpu_encode_bf16(const float *x, void *y, int64_t n) {
+    uint16_t *out = y;
     for (int64_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &x[i], sizeof u);
@@ -184,7 +184,7 @@ void cpu_round_bf16(const float *x, void *y, int64_t n) {
             u = (u & 0xffff0000u) | 0x00400000u;
         else
             u = (u + (0x7fffu + ((u >> 16) & 1))) & 0xffff0000u;
-        memcpy(&out[i], &u, sizeof u);
+        out[i] = (uint16_t)(u >> 16);
     }
 }
 
