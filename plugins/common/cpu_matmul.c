@@ -3,7 +3,7 @@
  *
  * As in ggml and the ref backend, every activation column is first encoded
  * ONCE per node into the weight's vec_dot format (the plugin's encoders:
- * q8_0, q8_1, q8_K, f32 rounded through f16 / bf16, or plain f32), split
+ * q8_0, q8_1, q8_K, 16-bit f16 / bf16, or plain f32), split
  * over the pool by columns. Then a thread owns a range of output rows; in
  * it, rows go in blocks of ROW_BLOCK (which stay in L1/L2) against column
  * blocks of COL_BLOCK (whose encoded activations stay in L2), and each dot
