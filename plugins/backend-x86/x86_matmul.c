@@ -55,8 +55,9 @@ X86_INLINE float load_w1(const void *w, int64_t i, const int T) {
 
 /* Activations come in the weight's format (f16/bf16 weights: the columns
  * narrowed by the encoder, so every product is the one ggml forms). A
- * register tile of nr <= 2 rows x nc <= 2 columns, each output summed in two 8-lane FMA chains (even and
- * odd groups of 8) that are added before the horizontal sum: 8 accumulators
+ * register tile of nr <= 2 rows x nc <= 2 columns, each output summed in
+ * two 8-lane FMA chains (even and odd groups of 8) that are added before
+ * the horizontal sum: 8 accumulators
  * plus the loads fit the 16 AVX2 registers, each step loads 2 weight and 2
  * activation vectors per 4 FMAs, and every output's rounding is the same
  * whatever the tile (so a column's result does not depend on how many
@@ -497,6 +498,7 @@ X86_INLINE __m128i mins_dot(__m128i mins8, const cpu_block_q8_K *y) {
 X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const int nc, float *out,
                           const int five) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const int block = five ? sizeof(cpu_block_q5_K) : sizeof(cpu_block_q4_K);
     __m256 acc[NC];
     __m128 accm[NC];
     _Pragma("GCC unroll 4")
@@ -516,9 +518,7 @@ X86_INLINE void dot_q45_K(int64_t n, const void *w, const void *const *a, const 
             const cpu_block_q4_K *b = (const cpu_block_q4_K *)w + i;
             scb = b->scales, qs = b->qs, xd = b->d, xdmin = b->dmin;
         }
-        if (nc == 1) /* decoding */
-            x86_prefetch_ahead((const char *)w + i * (five ? sizeof(cpu_block_q5_K) : sizeof(cpu_block_q4_K)),
-                               five ? sizeof(cpu_block_q5_K) : sizeof(cpu_block_q4_K));
+        if (nc == 1) x86_prefetch_ahead((const char *)w + i * block, block); /* decoding */
         const __m256i sm = x86_k4_scales_mins(scb);
         const __m128i sc8 = _mm256_castsi256_si128(sm), mins8 = _mm256_extracti128_si256(sm, 1);
         const __m256i scales = _mm256_set_m128i(sc8, sc8);
@@ -710,7 +710,8 @@ GEMV_ROWS(gemv_q8_0, W_Q8_0)
  * holds its address), and the rows go straight to the dot kernel, one after
  * the other. A 2048-wide K-quant row has only 8 super-blocks, so the tile
  * driver's per-row bookkeeping cost as much as a tenth of the decode. Same
- * operations as the driver's path. */
+ * operations as the driver's path. DIRECT_GEMV_ROWS: param is the kernel's last
+ * argument. */
 static size_t gemv_ref_col_bytes(int64_t n_in) {
     (void)n_in;
     return sizeof(const void *);
@@ -719,27 +720,23 @@ static void gemv_ref_prepare(void *col, const void *act, int64_t n_in) {
     (void)n_in;
     memcpy(col, &act, sizeof act);
 }
-#define KGEMV_ROWS(name, kernel, param)                                                         \
+#define DIRECT_GEMV_ROWS(name, kernel, param)                                                   \
     static void name(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst) { \
         const void *a[1];                                                                       \
         memcpy(a, col, sizeof a[0]);                                                            \
         for (int64_t r = lo; r < hi; r++) kernel(w->ne[0], cpu_row(w, r), a, 1, dst + r, param); \
     }
-KGEMV_ROWS(gemv_q4_K, dot_q45_K, 0)
-KGEMV_ROWS(gemv_q5_K, dot_q45_K, 1)
-KGEMV_ROWS(gemv_q6_K, dot_q6_K_k, 0)
-#define FGEMV_ROWS(name, T)                                                                     \
-    static void name(const tq_tensor *w, int64_t lo, int64_t hi, const void *col, float *dst) { \
-        const void *a[1];                                                                       \
-        memcpy(a, col, sizeof a[0]);                                                            \
-        for (int64_t r = lo; r < hi; r++) {                                                     \
-            const void *row[1] = {cpu_row(w, r)};                                               \
-            dot_float(w->ne[0], row, 1, a, 1, dst + r, T);                                      \
-        }                                                                                       \
-    }
-FGEMV_ROWS(gemv_f32, WF_F32)
-FGEMV_ROWS(gemv_f16, WF_F16)
-FGEMV_ROWS(gemv_bf16, WF_BF16)
+/* dot_float for one weight row, in the K-quant kernels' signature. */
+X86_INLINE void dot_float_row(int64_t n, const void *w, const void *const *a, const int nc, float *out,
+                              const int T) {
+    dot_float(n, &w, 1, a, nc, out, T);
+}
+DIRECT_GEMV_ROWS(gemv_q4_K, dot_q45_K, 0)
+DIRECT_GEMV_ROWS(gemv_q5_K, dot_q45_K, 1)
+DIRECT_GEMV_ROWS(gemv_q6_K, dot_q6_K_k, 0)
+DIRECT_GEMV_ROWS(gemv_f32, dot_float_row, WF_F32)
+DIRECT_GEMV_ROWS(gemv_f16, dot_float_row, WF_F16)
+DIRECT_GEMV_ROWS(gemv_bf16, dot_float_row, WF_BF16)
 
 const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_Q4_0, gemv_col_bytes, gemv_prepare, gemv_q4_0},
