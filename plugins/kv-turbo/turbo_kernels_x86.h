@@ -400,31 +400,234 @@ TX_INLINE void tx_k_scores(int bits, tx_decode_fn dec, tx_mac_fn mac, const uint
     }
 }
 
-/* k_scores of split2 rows (codes from byte 3): the split decoder, a dot
- * per half, the lo half's scale s * R[r]. */
+/* ---- K: split2 rows ---------------------------------------------------------------
+ *
+ * A split2 key is scored by two integer dots (turbo_codec.h), and the sum
+ * of a dot does not depend on the order of its terms. So the decoder here
+ * leaves the centroids in whatever order the byte shuffles produce them,
+ * and the queries are permuted once per call into that order (zero where a
+ * 64-dim block runs past the half), which saves the unpacks and lane
+ * permutes that a natural order costs. Per 64-dim block:
+ *   hi (5-bit) half, vector v = 0..3, element e (lane e/8, j = e%8):
+ *     k = 8 (v%2) + j + 16 lane, dim 2k + v/2   (nibble byte k, v/2 = high)
+ *   lo (3-bit) half: k = 8 (v%2) + j, dim 4k + 2 (v/2) + lane
+ *     (2-bit field of plane byte k, the lanes shifted by different counts). */
+
+/* The dims of a 64-block in decoder order: tx_s2_hi_dim[p] and
+ * tx_s2_lo_dim[p] are the formulas above at p = 16 v + e. */
+static const uint8_t tx_s2_hi_dim[64] = {
+    0,  2,  4,  6,  8,  10, 12, 14, 32, 34, 36, 38, 40, 42, 44, 46, 16, 18, 20, 22, 24, 26,
+    28, 30, 48, 50, 52, 54, 56, 58, 60, 62, 1,  3,  5,  7,  9,  11, 13, 15, 33, 35, 37, 39,
+    41, 43, 45, 47, 17, 19, 21, 23, 25, 27, 29, 31, 49, 51, 53, 55, 57, 59, 61, 63};
+static const uint8_t tx_s2_lo_dim[64] = {
+    0,  4,  8,  12, 16, 20, 24, 28, 1,  5,  9,  13, 17, 21, 25, 29, 32, 36, 40, 44, 48, 52,
+    56, 60, 33, 37, 41, 45, 49, 53, 57, 61, 2,  6,  10, 14, 18, 22, 26, 30, 3,  7,  11, 15,
+    19, 23, 27, 31, 34, 38, 42, 46, 50, 54, 58, 62, 35, 39, 43, 47, 51, 55, 59, 63};
+
+/* Half width h rounded up to whole 64-dim blocks. */
+TX_INLINE int32_t tx_s2_pad(int32_t h) { return (h + 63) / 64 * 64; }
+
+/* qp[r][...] = query row r in decoder order: the hi half's hp entries, then
+ * the lo half's (hp = tx_s2_pad(d / 2); zero past the half). */
+TX_INLINE void tx_s2_qperm(const int16_t *q16, int32_t R, int32_t d, int16_t *qp) {
+    const int32_t h = d / 2, hp = tx_s2_pad(h);
+    for (int32_t r = 0; r < R; r++, q16 += d, qp += 2 * hp)
+        for (int32_t b = 0; b < hp; b += 64) {
+            const int16_t *qh = q16 + b, *ql = q16 + h + b;
+            int16_t *oh = qp + b, *ol = qp + hp + b;
+            if (b + 64 <= h) {
+                for (int32_t p = 0; p < 64; p++) {
+                    oh[p] = qh[tx_s2_hi_dim[p]];
+                    ol[p] = ql[tx_s2_lo_dim[p]];
+                }
+                continue;
+            }
+            for (int32_t p = 0; p < 64; p++) {
+                oh[p] = b + tx_s2_hi_dim[p] < h ? qh[tx_s2_hi_dim[p]] : 0;
+                ol[p] = b + tx_s2_lo_dim[p] < h ? ql[tx_s2_lo_dim[p]] : 0;
+            }
+        }
+}
+
+/* 32 nibble bytes and 8 bit-4 plane bytes of the hi half -> 64 centroids
+ * at c in decoder order: the nibble vectors are looked up in lut16[0..15]
+ * and lut16[16..31] and blended where bit 4 (spread from the plane, byte
+ * k/4 bit 2 (k%4) + nibble) is set. */
+TX_INLINE void tx_s2_hi64(__m256i raw, const uint8_t *b4, tx_lut t, int16_t *c) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+                                         4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+    const __m256i bit = _mm256_setr_epi8(1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64,
+                                         1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64);
+    int64_t plane;
+    memcpy(&plane, b4, 8);
+    const __m256i sp = _mm256_shuffle_epi8(_mm256_set1_epi64x(plane), sel);
+    const __m256i idx[2] = {_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)};
+    const __m256i up[2] = {_mm256_cmpeq_epi8(_mm256_and_si256(sp, bit), bit),
+                           _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_srli_epi16(sp, 1), bit), bit)};
+    for (int v = 0; v < 2; v++) {
+        const __m256i l = _mm256_blendv_epi8(_mm256_shuffle_epi8(t.lo, idx[v]),
+                                             _mm256_shuffle_epi8(t.lo2, idx[v]), up[v]);
+        const __m256i h = _mm256_blendv_epi8(_mm256_shuffle_epi8(t.hi, idx[v]),
+                                             _mm256_shuffle_epi8(t.hi2, idx[v]), up[v]);
+        TX_STOREA(c + 32 * v, _mm256_unpacklo_epi8(l, h));
+        TX_STOREA(c + 32 * v + 16, _mm256_unpackhi_epi8(l, h));
+    }
+}
+
+/* 16 bytes of the 2-bit plane and 8 of the 1-bit plane of the lo half ->
+ * 64 centroids at c in decoder order (lut16[32..39] in t.lo3/t.hi3). */
+TX_INLINE void tx_s2_lo64(const uint8_t *p2, const uint8_t *p1, tx_lut t, int16_t *c) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m256i sel = _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7,
+                                         0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m256i bit = _mm256_setr_epi8(1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16,
+                                         2, 32, 2, 32, 2, 32, 2, 32, 2, 32, 2, 32, 2, 32, 2, 32);
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p2));
+    int64_t plane;
+    memcpy(&plane, p1, 8);
+    const __m256i sp = _mm256_shuffle_epi8(_mm256_set1_epi64x(plane), sel);
+    const __m256i field[2] = {
+        _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2)), m3),
+        _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6)), m3)};
+    const __m256i b2[2] = {_mm256_cmpeq_epi8(_mm256_and_si256(sp, bit), bit),
+                           _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_srli_epi16(sp, 2), bit), bit)};
+    for (int v = 0; v < 2; v++) {
+        const __m256i idx = _mm256_or_si256(field[v], _mm256_and_si256(b2[v], four));
+        const __m256i l = _mm256_shuffle_epi8(t.lo3, idx), h = _mm256_shuffle_epi8(t.hi3, idx);
+        TX_STOREA(c + 32 * v, _mm256_unpacklo_epi8(l, h));
+        TX_STOREA(c + 32 * v + 16, _mm256_unpackhi_epi8(l, h));
+    }
+}
+
+/* The codes of a split2 row (from byte 3) -> 2 hp centroids at c in
+ * decoder order; a partial last block reads zero-padded copies. */
+TX_INLINE void tx_s2_decode(const uint8_t *codes, int32_t d, tx_lut t, int16_t *c) {
+    const int32_t h = d / 2, hp = tx_s2_pad(h);
+    const uint8_t *b4 = codes + h / 2, *p2 = b4 + h / 8, *p1 = p2 + h / 4;
+    int32_t i = 0;
+    TX_UNROLL
+    for (; i + 64 <= h; i += 64) {
+        tx_s2_hi64(TX_LOADU(codes + i / 2), b4 + i / 8, t, c + i);
+        tx_s2_lo64(p2 + i / 4, p1 + i / 8, t, c + hp + i);
+    }
+    if (i < h) {
+        alignas(32) uint8_t nib[32] = {0}, pl4[8] = {0}, pl2[16] = {0}, pl1[8] = {0};
+        memcpy(nib, codes + i / 2, (size_t)(h - i) / 2);
+        memcpy(pl4, b4 + i / 8, (size_t)(h - i) / 8);
+        memcpy(pl2, p2 + i / 4, (size_t)(h - i) / 4);
+        memcpy(pl1, p1 + i / 8, (size_t)(h - i) / 8);
+        tx_s2_hi64(TX_LOADA(nib), pl4, t, c + i);
+        tx_s2_lo64(pl2, pl1, t, c + hp + i);
+    }
+}
+
+/* Eight int32 vectors -> {sum a0 .. sum a3 | sum b0 .. sum b3}: a
+ * transpose-and-add tree (unpacks, not phaddd, which costs three uops). */
+TX_INLINE __m256i tx_hsum8(__m256i a0, __m256i a1, __m256i a2, __m256i a3, __m256i b0, __m256i b1,
+                           __m256i b2, __m256i b3) {
+#define TX_PAIR32(x, y) _mm256_add_epi32(_mm256_unpacklo_epi32(x, y), _mm256_unpackhi_epi32(x, y))
+#define TX_PAIR64(x, y) _mm256_add_epi32(_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y))
+    const __m256i a = TX_PAIR64(TX_PAIR32(a0, a1), TX_PAIR32(a2, a3));
+    const __m256i b = TX_PAIR64(TX_PAIR32(b0, b1), TX_PAIR32(b2, b3));
+#undef TX_PAIR32
+#undef TX_PAIR64
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* The score of one decoded split2 row c for the 4 query rows at q (decoder
+ * order, rows 2 hp apart): the hi and lo dots in int32, then, as the
+ * contract orders it, ((s * qs) * D_hi + ((s * R) * qs) * D_lo) + qm with
+ * sv = {s x4 | s R x4}, qs8 = {qs x2}. */
+TX_INLINE __m128 tx_s2_score(tx_mac_fn mac, const int16_t *c, const int16_t *q, int32_t hp,
+                             __m256 sv, __m256 qs8, __m128 qm4) {
+    const int16_t *q1 = q + 2 * hp, *q2 = q1 + 2 * hp, *q3 = q2 + 2 * hp;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    TX_UNROLL
+    for (int32_t i = 0; i < hp; i += 16) {
+        const __m256i cv = TX_LOADA(c + i);
+        a0 = mac(a0, cv, TX_LOADA(q + i));
+        a1 = mac(a1, cv, TX_LOADA(q1 + i));
+        a2 = mac(a2, cv, TX_LOADA(q2 + i));
+        a3 = mac(a3, cv, TX_LOADA(q3 + i));
+    }
+    TX_UNROLL
+    for (int32_t i = hp; i < 2 * hp; i += 16) {
+        const __m256i cv = TX_LOADA(c + i);
+        b0 = mac(b0, cv, TX_LOADA(q + i));
+        b1 = mac(b1, cv, TX_LOADA(q1 + i));
+        b2 = mac(b2, cv, TX_LOADA(q2 + i));
+        b3 = mac(b3, cv, TX_LOADA(q3 + i));
+    }
+    const __m256 x = _mm256_mul_ps(_mm256_mul_ps(sv, qs8),
+                                   _mm256_cvtepi32_ps(tx_hsum8(a0, a1, a2, a3, b0, b1, b2, b3)));
+    return _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1)), qm4);
+}
+
+/* k_scores of split2 rows: TX_KROWS rows decoded (decoder order), then
+ * scored against each group of 4 query rows (permuted into qp, QP_ROWS at
+ * a time; a partial group reads zero rows), the running max of a group
+ * kept in a register. */
 TX_INLINE void tx_k_scores2(tx_mac_fn mac, const uint8_t *rows, size_t stride, int32_t n, int32_t d,
                             const int16_t *lut16, const int16_t *q16, const float *qs,
                             const float *qm, int32_t G, float *sc, size_t ld, float *mx) {
+    enum { QP_ROWS = 32, GROUPS = QP_ROWS / 4 }; /* a prefill block: 8 tokens x 4 heads */
     const tx_lut t = tx_lut_for(TURBO_KERN_SPLIT, lut16);
     const float *ratio = turbo_split_ratio();
-    const int32_t h = d / 2;
-    alignas(32) int16_t c[TX_KROWS][TX_CBUF];
-    for (int32_t j = 0; j < n; j += TX_KROWS) {
-        const int32_t nk = n - j < TX_KROWS ? n - j : TX_KROWS;
-        __m128 s[TX_KROWS], s2[TX_KROWS];
-        for (int32_t k = 0; k < nk; k++) {
-            const uint8_t *row = rows + (size_t)(j + k) * stride;
-            tx_tq5_decode(row + 3, d, t, c[k]);
-            const float sj = tx_row_scale(row);
-            s[k] = _mm_set1_ps(sj);
-            s2[k] = _mm_set1_ps(sj * ratio[row[2]]);
+    const int32_t hp = tx_s2_pad(d / 2);
+    alignas(32) int16_t c[TX_KROWS][TURBO_MAX_DIM]; /* 2 hp <= TURBO_MAX_DIM */
+    alignas(32) int16_t qp[QP_ROWS * TURBO_MAX_DIM]; /* rows of 2 hp */
+    for (int32_t r0 = 0; r0 < G; r0 += QP_ROWS) {
+        const int32_t nr = G - r0 < QP_ROWS ? G - r0 : QP_ROWS, ng = (nr + 3) / 4;
+        tx_s2_qperm(q16 + (size_t)r0 * (size_t)d, nr, d, qp);
+        if (nr % 4) memset(qp + (size_t)nr * (size_t)(2 * hp), 0, (size_t)(4 - nr % 4) * (size_t)(2 * hp) * sizeof(int16_t));
+        __m256 qs8[GROUPS];
+        __m128 qm4[GROUPS], mx4[GROUPS];
+        for (int32_t g = 0; g < ng; g++) {
+            alignas(16) float a[4] = {0}, b[4] = {0}, m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+            for (int32_t k = 0; k < 4 && 4 * g + k < nr; k++) {
+                a[k] = qs[r0 + 4 * g + k];
+                b[k] = qm[r0 + 4 * g + k];
+                m[k] = mx[r0 + 4 * g + k];
+            }
+            qs8[g] = _mm256_set_m128(_mm_load_ps(a), _mm_load_ps(a));
+            qm4[g] = _mm_load_ps(b);
+            mx4[g] = _mm_load_ps(m);
         }
-        for (int32_t g0 = 0; g0 < G; g0 += 4) {
-            const int32_t gn = G - g0 < 4 ? G - g0 : 4;
-            __m128i hi[TX_KROWS], lo[TX_KROWS];
-            tx_dot4(mac, c, nk, d, 0, h, q16 + (size_t)g0 * (size_t)d, gn, hi);
-            tx_dot4(mac, c, nk, d, h, h, q16 + (size_t)g0 * (size_t)d, gn, lo);
-            tx_k_store(s, hi, s2, lo, nk, j, g0, gn, qs, qm, sc, ld, mx);
+        for (int32_t j = 0; j < n; j += TX_KROWS) {
+            const int32_t nk = n - j < TX_KROWS ? n - j : TX_KROWS;
+            __m256 sv[TX_KROWS];
+            for (int32_t k = 0; k < nk; k++) {
+                const uint8_t *row = rows + (size_t)(j + k) * stride;
+                tx_s2_decode(row + 3, d, t, c[k]);
+                const float sj = tx_row_scale(row);
+                sv[k] = _mm256_set_m128(_mm_set1_ps(sj * ratio[row[2]]), _mm_set1_ps(sj));
+            }
+            for (int32_t g = 0; g < ng; g++) {
+                const int32_t gn = nr - 4 * g < 4 ? nr - 4 * g : 4;
+                __m128 v[TX_KROWS];
+                for (int32_t k = 0; k < nk; k++) {
+                    v[k] = tx_s2_score(mac, c[k], qp + (size_t)(8 * g) * (size_t)hp, hp, sv[k], qs8[g], qm4[g]);
+                    mx4[g] = _mm_max_ps(mx4[g], v[k]);
+                }
+                float *out = sc + (size_t)(r0 + 4 * g) * ld + (size_t)j;
+                if (nk == 4 && gn == 4) {
+                    _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+                    for (int32_t k = 0; k < 4; k++) _mm_storeu_ps(out + (size_t)k * ld, v[k]);
+                    continue;
+                }
+                for (int32_t k = 0; k < nk; k++) {
+                    alignas(16) float o[4];
+                    _mm_store_ps(o, v[k]);
+                    for (int32_t r = 0; r < gn; r++) out[(size_t)r * ld + (size_t)k] = o[r];
+                }
+            }
+        }
+        for (int32_t g = 0; g < ng; g++) {
+            alignas(16) float m[4];
+            _mm_store_ps(m, mx4[g]);
+            for (int32_t k = 0; k < 4 && 4 * g + k < nr; k++) mx[r0 + 4 * g + k] = m[k];
         }
     }
 }
