@@ -572,6 +572,37 @@ START_TEST(exp_is_accurate) {
 }
 END_TEST
 
+/* A variant's basis products against the scalar reference, bit for bit,
+ * on the shapes of projection_matches_scalar (subnormal and odd f16 bits
+ * in the basis). */
+static void check_basis(const turbo_kernels *k) {
+    static const int shapes[][2] = {{96, 128}, {64, 128}, {48, 64}, {64, 80}, {192, 256}, {20, 64}, {8, 10}};
+    static uint16_t P[256 * 256];
+    float v[TURBO_MAX_DIM], z[TURBO_MAX_DIM], u[TURBO_MAX_DIM], w1[TURBO_MAX_DIM], w2[TURBO_MAX_DIM];
+    for (int sh = 0; sh < 7; sh++) {
+        const int r = shapes[sh][0], d = shapes[sh][1];
+        for (int rep = 0; rep < 4; rep++) {
+            for (int i = 0; i < r * d; i++) {
+                const float x = (float)t_normal() * (i % 11 == 0 ? 1e-6f : 0.2f);
+                P[i] = i % 17 == 0 ? (uint16_t)(t_next() & 0x83ff) : turbo_f32_to_f16(i % 13 == 0 ? 0.0f : x);
+            }
+            for (int j = 0; j < r; j++) {
+                z[j] = (float)t_normal();
+                u[j] = (float)(0.25 + t_uniform());
+            }
+            for (int i = 0; i < d; i++) v[i] = (float)t_normal();
+            k->basis_project(P, r, d, v, w1);
+            turbo_basis_project_scalar(P, r, d, v, w2);
+            ck_assert_msg(memcmp(w1, w2, sizeof *w1 * (size_t)r) == 0, "%s basis_project r=%d d=%d",
+                          k->name, r, d);
+            k->basis_unproject(P, r, d, z, u, w1);
+            turbo_basis_unproject_scalar(P, r, d, z, u, w2);
+            ck_assert_msg(memcmp(w1, w2, sizeof *w1 * (size_t)d) == 0, "%s basis_unproject r=%d d=%d",
+                          k->name, r, d);
+        }
+    }
+}
+
 START_TEST(kernels_match_scalar) {
     const uint64_t feats = tq_host_get() ? tq_host_get()->cpu_features : 0;
     const uint64_t avx2 = TQ_CPU_AVX2 | TQ_CPU_FMA | TQ_CPU_F16C;
@@ -607,6 +638,7 @@ START_TEST(kernels_match_scalar) {
             ck_assert_str_eq(variants[v].get(b)->name, variants[v].name);
             check_kernels(variants[v].get(b), b);
         }
+        check_basis(variants[v].get(4));
         printf("%s kernels: bit-identical to scalar (tq2, tq3, tq4%s)\n", variants[v].name,
                ks ? ", split" : "; no split kernels, those run scalar");
         tested[v] = 1;
@@ -622,7 +654,10 @@ START_TEST(kernels_match_scalar) {
         if (expect && *expect) ck_assert_str_eq(sel->name, expect);
         int seen = 0; /* checked above already (slow under emulation) */
         for (int v = 0; v < NV; v++) seen |= tested[v] && sel == variants[v].get(b);
-        if (!seen) check_kernels(sel, b);
+        if (!seen) {
+            check_kernels(sel, b);
+            check_basis(sel);
+        }
     }
 #if defined(__x86_64__) && defined(TURBO_HAVE_AVX2)
     /* a build with AVX2 kernels on an AVX2 CPU must have tested them */

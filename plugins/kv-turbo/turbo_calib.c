@@ -229,12 +229,14 @@ void turbo_calib_fix_means(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
 /* ---- value projection ----------------------------------------------------------- */
 
 void turbo_v_project(const tq_kv_cache *c, int32_t layer, int32_t head, const float *v, float *z) {
-    turbo_basis_project(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, v, z);
+    const turbo_kernels *k = turbo_kernels_select(TURBO_MAX_BITS, c->host->cpu_features);
+    k->basis_project(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, v, z);
 }
 
 void turbo_v_unproject(const tq_kv_cache *c, int32_t layer, int32_t head, const float *z, float *out) {
-    turbo_basis_unproject(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, z,
-                          turbo_v_unscale(c, layer, head), out);
+    const turbo_kernels *k = turbo_kernels_select(TURBO_MAX_BITS, c->host->cpu_features);
+    k->basis_unproject(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, z,
+                       turbo_v_unscale(c, layer, head), out);
 }
 
 /* The coordinate chan[k] of the r-dim projection z that eigenvector k (in
@@ -291,58 +293,87 @@ static void split_halves(int32_t r, double *lambda, double *a2, int32_t *slot) {
     for (int32_t k = h; k < r; k++) slot[k] += h;
 }
 
+/* The basis of one layer's heads, split over the pool's threads by head. */
+typedef struct vproj_task {
+    tq_kv_cache *c;
+    int32_t layer, pos, lo, end;
+    const float *v;    /* [n][H][d] values of the batch at pos              */
+    int8_t *status;    /* per head: 0 done, 1 non-finite values, 2 no memory */
+} vproj_task;
+
+/* Head h's basis and unscale from the second moment of its values in
+ * [lo, end); returns 1 for non-finite values. m: 2 d^2 doubles, P: r d
+ * floats, lambda: r doubles of scratch. */
+static int vproj_head(const vproj_task *t, int32_t h, double *m, float *P, double *lambda) {
+    tq_kv_cache *c = t->c;
+    const turbo_vproj *vp = &c->st[1].vp;
+    const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, r = vp->codec.d, layer = t->layer;
+    const size_t D = (size_t)d;
+    memset(m, 0, D * D * sizeof *m);
+    for (int32_t p = t->lo; p < t->end; p++) { /* second moment (lower triangle) */
+        const float *x = t->v + ((size_t)(p - t->pos) * (size_t)H + (size_t)h) * D;
+        for (size_t i = 0; i < D; i++)
+            for (size_t j = 0; j <= i; j++) m[i * D + j] += (double)x[i] * x[j];
+    }
+    for (size_t i = 0; i < D; i++)
+        for (size_t j = 0; j <= i; j++) m[j * D + i] = m[i * D + j];
+    if (turbo_top_eigvecs(m, d, r, m + D * D, P, lambda)) return 1;
+    int32_t slot[TURBO_MAX_DIM];
+    double a2[TURBO_MAX_DIM];
+    const double tilt = vp->codec.split ? TURBO_VSPLIT_TILT : TURBO_VPROJ_TILT;
+    for (int32_t k = 0; k < r; k++) {
+        const double lk = lambda[k] > lambda[0] * 1e-6 ? lambda[k] : lambda[0] * 1e-6;
+        a2[k] = lambda[0] > 0 ? pow(lambda[0] / lk, tilt) : 1.0;
+        lambda[k] = lk * a2[k]; /* the coordinate's energy once scaled */
+    }
+    if (vp->codec.split) split_halves(r, lambda, a2, slot);
+    else balance_blocks(r, lambda, slot);
+    uint16_t *dst = (uint16_t *)turbo_v_basis(c, layer, h);
+    float *us = (float *)turbo_v_unscale(c, layer, h);
+    for (int32_t k = 0; k < r; k++) {
+        const double a = sqrt(a2[k]);
+        for (size_t i = 0; i < D; i++)
+            dst[(size_t)slot[k] * D + i] = turbo_f32_to_f16((float)(a * P[(size_t)k * D + i]));
+        us[slot[k]] = (float)(1.0 / a2[k]);
+    }
+    return 0;
+}
+
+static void vproj_worker(void *user, int ith, int nth) {
+    const vproj_task *t = user;
+    const int32_t H = t->c->p.n_kv_heads, h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
+    if (h0 >= h1) return;
+    const size_t D = (size_t)t->c->p.head_dim, r = (size_t)t->c->st[1].vp.codec.d;
+    double *m = malloc(2 * D * D * sizeof *m), *lambda = malloc(r * sizeof *lambda);
+    float *P = malloc(r * D * sizeof *P);
+    for (int32_t h = h0; h < h1; h++)
+        t->status[h] = (int8_t)(!m || !lambda || !P ? 2 : vproj_head(t, h, m, P, lambda));
+    free(m), free(lambda), free(P);
+}
+
 tq_status turbo_calib_vproj(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *v) {
     turbo_vproj *vp = &c->st[1].vp;
     if (!vp->mode || vp->mode[layer]) return TQ_OK;
-    const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, r = vp->codec.d;
+    const int32_t d = c->p.head_dim;
     const int32_t lo = pos > c->st[1].sinks ? pos : c->st[1].sinks, end = pos + n;
     if (lo >= end) return TQ_OK; /* only sinks so far: a later batch decides */
     if (end - lo < TURBO_VPROJ_MIN_PER_DIM * d) {
         vp->mode[layer] = 1;
         return TQ_OK;
     }
-    const size_t D = (size_t)d;
-    double *m = malloc(2 * D * D * sizeof *m), *lambda = malloc((size_t)r * sizeof *lambda);
-    float *P = malloc((size_t)r * D * sizeof *P);
-    if (!m || !lambda || !P) {
-        free(m), free(lambda), free(P);
-        return TQ_ERR_NOMEM;
+    int8_t *status = malloc((size_t)c->p.n_kv_heads);
+    if (!status) return TQ_ERR_NOMEM;
+    vproj_task t = {c, layer, pos, lo, end, v, status};
+    /* a d x d eigenproblem per head: the heads in parallel */
+    c->host->parallel_for(vproj_worker, &t);
+    int any_bad = 0, nomem = 0;
+    for (int32_t h = 0; h < c->p.n_kv_heads; h++) {
+        nomem |= status[h] == 2;
+        any_bad |= status[h] == 1;
     }
-    for (int32_t h = 0; h < H; h++) {
-        memset(m, 0, D * D * sizeof *m);
-        for (int32_t t = lo; t < end; t++) { /* second moment (lower triangle) */
-            const float *x = v + ((size_t)(t - pos) * (size_t)H + (size_t)h) * D;
-            for (size_t i = 0; i < D; i++)
-                for (size_t j = 0; j <= i; j++) m[i * D + j] += (double)x[i] * x[j];
-        }
-        for (size_t i = 0; i < D; i++)
-            for (size_t j = 0; j <= i; j++) m[j * D + i] = m[i * D + j];
-        if (turbo_top_eigvecs(m, d, r, m + D * D, P, lambda)) { /* non-finite values */
-            vp->mode[layer] = 1;
-            free(m), free(lambda), free(P);
-            return TQ_OK;
-        }
-        int32_t slot[TURBO_MAX_DIM];
-        double a2[TURBO_MAX_DIM];
-        const double tilt = vp->codec.split ? TURBO_VSPLIT_TILT : TURBO_VPROJ_TILT;
-        for (int32_t k = 0; k < r; k++) {
-            const double lk = lambda[k] > lambda[0] * 1e-6 ? lambda[k] : lambda[0] * 1e-6;
-            a2[k] = lambda[0] > 0 ? pow(lambda[0] / lk, tilt) : 1.0;
-            lambda[k] = lk * a2[k]; /* the coordinate's energy once scaled */
-        }
-        if (vp->codec.split) split_halves(r, lambda, a2, slot);
-        else balance_blocks(r, lambda, slot);
-        uint16_t *dst = (uint16_t *)turbo_v_basis(c, layer, h);
-        float *us = (float *)turbo_v_unscale(c, layer, h);
-        for (int32_t k = 0; k < r; k++) {
-            const double a = sqrt(a2[k]);
-            for (size_t i = 0; i < D; i++)
-                dst[(size_t)slot[k] * D + i] = turbo_f32_to_f16((float)(a * P[(size_t)k * D + i]));
-            us[slot[k]] = (float)(1.0 / a2[k]);
-        }
-    }
-    free(m), free(lambda), free(P);
-    vp->mode[layer] = 2;
+    free(status);
+    if (nomem) return TQ_ERR_NOMEM;
+    vp->mode[layer] = any_bad ? 1 : 2; /* non-finite values: this layer's V unprojected */
     return TQ_OK;
 }
 

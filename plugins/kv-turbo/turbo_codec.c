@@ -9,6 +9,7 @@
 #include <tqrun/tq_plugin.h>
 
 #include "turbo_half.h"
+#include "turbo_project.h"
 #include "turbo_quantize.h"
 #include "turbo_rotation.h"
 
@@ -483,12 +484,15 @@ SCALAR_VARIANT(3)
 SCALAR_VARIANT(4)
 SCALAR_VARIANT(5)
 
+/* The entries every kind of row shares. */
+#define SCALAR_HELPERS \
+    exp_sum_scalar, f16_dot_scalar, f16_acc_scalar, turbo_basis_project, turbo_basis_unproject
 static const turbo_kernels scalar_kernels[5] = {
-    {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_5, softmax_w_scalar, v_acc_5, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
-    {"scalar", k_scores_split2, NULL, NULL, exp_sum_scalar, f16_dot_scalar, f16_acc_scalar},
+    {"scalar", k_scores_2, softmax_w_scalar, v_acc_2, SCALAR_HELPERS},
+    {"scalar", k_scores_3, softmax_w_scalar, v_acc_3, SCALAR_HELPERS},
+    {"scalar", k_scores_4, softmax_w_scalar, v_acc_4, SCALAR_HELPERS},
+    {"scalar", k_scores_5, softmax_w_scalar, v_acc_5, SCALAR_HELPERS},
+    {"scalar", k_scores_split2, NULL, NULL, SCALAR_HELPERS},
 };
 
 const turbo_kernels *turbo_kernels_scalar(int32_t bits) {

@@ -163,6 +163,11 @@ void turbo_unpack_codes(int32_t bits, int32_t d, const uint8_t *codes, uint8_t *
  *  f16_dot   out[g] = sum_i q[g*d + i] * row[i] for an f16 row.
  *  f16_acc   for the nk f16 rows rows[t], t = 0, 1, ... in turn:
  *            acc[g*d + i] = fma(w[g*ld + t], rows[t][i], acc[g*d + i]).
+ *  basis_project    the V projection (turbo_project.h): z[k] = sum over
+ *            i = 0, 1, ... in turn of P[k*d + i] * v[i] for the r x d f16
+ *            basis P (a multiply, then an add);
+ *  basis_unproject  the V projection undone: out[i] = sum over k = 0, 1,
+ *            ... in turn of (z[k] * u[k]) * P[k*d + i].
  * Each float operation above is one rounded IEEE operation in the order
  * written (fma: one rounding; elsewhere no FMA), and turbo_exp is one
  * fixed polynomial (turbo_codec.c), so every variant gives bit-identical
@@ -183,6 +188,9 @@ typedef struct turbo_kernels {
     void (*f16_dot)(const uint16_t *row, int32_t d, const float *q, int32_t G, float *out);
     void (*f16_acc)(const uint16_t *const *rows, int32_t nk, int32_t d, const float *w, size_t ld,
                     int32_t G, float *acc);
+    void (*basis_project)(const uint16_t *P, int32_t r, int32_t d, const float *v, float *z);
+    void (*basis_unproject)(const uint16_t *P, int32_t r, int32_t d, const float *z, const float *u,
+                            float *out);
 } turbo_kernels;
 
 /* exp(x) for x <= 0 as the kernels compute it: x clamped to -87, Cephes'

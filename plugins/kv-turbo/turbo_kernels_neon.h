@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "turbo_codec.h"
+#include "turbo_project.h" /* the generic basis_unproject */
 #include "turbo_rotation.h" /* TURBO_MAX_DIM */
 
 /* Forced inlining: decoders and dot functions reach the drivers as
@@ -531,6 +532,11 @@ static void nx_f16_acc(const uint16_t *const *rows, int32_t nk, int32_t d, const
         NX_FIXED_D(d, nx_v_acc(B, rows, stride, n, d_, lut16, w16, ld, wscale, G, acc));         \
     }
 
+/* The entries every kind of row shares (the basis products: the generic
+ * ones of turbo_project.c). */
+#define NX_HELPERS \
+    nx_exp_sum, nx_f16_dot, nx_f16_acc, turbo_basis_project, turbo_basis_unproject
+
 /* The table of one variant named `name`, with its k_scores_2 .. 6 (6:
  * split2 keys) defined before, and the getter turbo_kernels_<isa>. */
 #define NX_VARIANT(isa, name)                                                                    \
@@ -539,11 +545,11 @@ static void nx_f16_acc(const uint16_t *const *rows, int32_t nk, int32_t d, const
     NX_V_ACC(4)                                                                                  \
     NX_V_ACC(5)                                                                                  \
     static const turbo_kernels isa##_kernels[5] = {                                              \
-        {name, k_scores_2, nx_softmax_w, v_acc_2, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
-        {name, k_scores_3, nx_softmax_w, v_acc_3, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
-        {name, k_scores_4, nx_softmax_w, v_acc_4, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
-        {name, k_scores_5, nx_softmax_w, v_acc_5, nx_exp_sum, nx_f16_dot, nx_f16_acc},           \
-        {name, k_scores_6, NULL, NULL, nx_exp_sum, nx_f16_dot, nx_f16_acc},                      \
+        {name, k_scores_2, nx_softmax_w, v_acc_2, NX_HELPERS},                                   \
+        {name, k_scores_3, nx_softmax_w, v_acc_3, NX_HELPERS},                                   \
+        {name, k_scores_4, nx_softmax_w, v_acc_4, NX_HELPERS},                                   \
+        {name, k_scores_5, nx_softmax_w, v_acc_5, NX_HELPERS},                                   \
+        {name, k_scores_6, NULL, NULL, NX_HELPERS},                                              \
     };                                                                                           \
     const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
         if (bits < TURBO_MIN_BITS || bits > TURBO_KERN_SPLIT2) return NULL;                      \

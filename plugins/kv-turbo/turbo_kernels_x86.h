@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "turbo_codec.h"
+#include "turbo_project.h"
 #include "turbo_rotation.h"
 
 /* Forced inlining: the decoder and dot functions are passed as constant
@@ -802,6 +803,82 @@ static void tx_f16_acc(const uint16_t *const *rows, int32_t nk, int32_t d, const
     }
 }
 
+/* basis_project with F16C conversions: 8 rows k at a time, their 8 x 8
+ * blocks converted and transposed, so each lane adds its own row's
+ * products in the reference's order over i. */
+static void tx_basis_project(const uint16_t *P, int32_t r, int32_t d, const float *v, float *z) {
+    if (r % 8 != 0 || d % 8 != 0) {
+        turbo_basis_project(P, r, d, v, z);
+        return;
+    }
+    for (int32_t k = 0; k < r; k += 8) {
+        const uint16_t *pk = P + (size_t)k * (size_t)d;
+        __m256 s = _mm256_setzero_ps();
+        for (int32_t i = 0; i < d; i += 8) {
+            __m256 c[8];
+            for (int j = 0; j < 8; j++) {
+                const uint16_t *row = pk + (size_t)j * (size_t)d + (size_t)i;
+                c[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)row));
+            }
+            /* 8 x 8 transpose: c[m] = P[k..k+8][i + m] */
+            const __m256 t0 = _mm256_unpacklo_ps(c[0], c[1]), t1 = _mm256_unpackhi_ps(c[0], c[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(c[2], c[3]), t3 = _mm256_unpackhi_ps(c[2], c[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(c[4], c[5]), t5 = _mm256_unpackhi_ps(c[4], c[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(c[6], c[7]), t7 = _mm256_unpackhi_ps(c[6], c[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            const __m256 col[8] = {
+                _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+            for (int m = 0; m < 8; m++)
+                s = _mm256_add_ps(s, _mm256_mul_ps(col[m], _mm256_set1_ps(v[i + m])));
+        }
+        _mm256_storeu_ps(z + k, s);
+    }
+}
+
+/* basis_unproject with F16C conversions: 32 outputs stay in registers over
+ * all k, each lane taking (z[k] u[k]) * P[k][i] then the add, in k order
+ * as the reference (no FMA: the files build with -ffp-contract=off).
+ * The generic version (SSE2, converting f16 in software) was about 5% of
+ * a tq4 prefill. */
+static void tx_basis_unproject(const uint16_t *P, int32_t r, int32_t d, const float *z,
+                               const float *u, float *out) {
+    if (d % 8 != 0) {
+        turbo_basis_unproject(P, r, d, z, u, out);
+        return;
+    }
+#define TX_P8(k, i)                                                                              \
+    _mm256_cvtph_ps(                                                                             \
+        _mm_loadu_si128((const __m128i *)(const void *)(P + (size_t)(k) * (size_t)d + (size_t)(i))))
+    int32_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int32_t k = 0; k < r; k++) {
+            const __m256 zk = _mm256_set1_ps(z[k] * u[k]);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(zk, TX_P8(k, i)));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(zk, TX_P8(k, i + 8)));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(zk, TX_P8(k, i + 16)));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(zk, TX_P8(k, i + 24)));
+        }
+        _mm256_storeu_ps(out + i, a0);
+        _mm256_storeu_ps(out + i + 8, a1);
+        _mm256_storeu_ps(out + i + 16, a2);
+        _mm256_storeu_ps(out + i + 24, a3);
+    }
+    for (; i < d; i += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int32_t k = 0; k < r; k++)
+            a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(z[k] * u[k]), TX_P8(k, i)));
+        _mm256_storeu_ps(out + i, a);
+    }
+#undef TX_P8
+}
+
 /* ---- V: paired rows --------------------------------------------------------------- */
 
 /* The pair weights of query row g: (w of row 2p, w of row 2p+1) in every
@@ -908,6 +985,9 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
 }
 
 
+/* The entries every kind of row shares. */
+#define TX_HELPERS tx_exp_sum, tx_f16_dot, tx_f16_acc, tx_basis_project, tx_basis_unproject
+
 /* The kernel table of one variant: `name`, its multiply-accumulate `mac`,
  * and the getter turbo_kernels_<isa>. */
 #define TX_VARIANT_FN(B, mac)                                                                    \
@@ -934,11 +1014,11 @@ TX_INLINE void tx_v_acc(tx_mac_fn mac, int bits, tx_decode_fn dec, const uint8_t
         TX_FIXED_D(d, tx_k_scores2(mac, rows, stride, n, d_, lut16, q16, qs, qm, G, sc, ld, mx)); \
     }                                                                                            \
     static const turbo_kernels isa##_kernels[5] = {                                              \
-        {name, k_scores_2, tx_softmax_w, v_acc_2, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
-        {name, k_scores_3, tx_softmax_w, v_acc_3, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
-        {name, k_scores_4, tx_softmax_w, v_acc_4, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
-        {name, k_scores_5, tx_softmax_w, v_acc_5, tx_exp_sum, tx_f16_dot, tx_f16_acc},           \
-        {name, k_scores_6, NULL, NULL, tx_exp_sum, tx_f16_dot, tx_f16_acc},                      \
+        {name, k_scores_2, tx_softmax_w, v_acc_2, TX_HELPERS},                                   \
+        {name, k_scores_3, tx_softmax_w, v_acc_3, TX_HELPERS},                                   \
+        {name, k_scores_4, tx_softmax_w, v_acc_4, TX_HELPERS},                                   \
+        {name, k_scores_5, tx_softmax_w, v_acc_5, TX_HELPERS},                                   \
+        {name, k_scores_6, NULL, NULL, TX_HELPERS},                                              \
     };                                                                                           \
     const turbo_kernels *turbo_kernels_##isa(int32_t bits) {                                     \
         if (bits < TURBO_MIN_BITS || bits > TURBO_KERN_SPLIT2) return NULL;                      \
