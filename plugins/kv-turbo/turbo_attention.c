@@ -136,31 +136,29 @@ static void prep_worker(void *user, int ith, int nth) {
 
 /* s->qm[r] = scale * q_r . mu_blk for the R rows of the block: the key
  * mean of block blk added back to coded scores (0 without centering).
- * Kept while the block stays the same. The mean is stored as int8 steps
- * of one scale per (layer, head), so q . mu = step * sum q_i m_i; the sum
- * runs in 8 float lanes (independent chains, which the compiler may
- * vectorize): a serial double sum here cost 4 query rows x d dependent
- * adds every 128 keys, about a tenth of the coded-run time at 32K. */
+ * Kept while the block stays the same. Each row's sum runs in double over
+ * i in order; the rows' sums advance together (R independent chains, not
+ * one chain after another, which cost 4 x d dependent adds every 128
+ * keys). The order is fixed on purpose: the quantized model amplifies
+ * last-bit differences here into perplexity moves of about 0.1% over a
+ * few chunks (see docs/kv-turbo.md), so this stays the same sum. */
 static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
     if (s->qm_blk == blk) return;
     s->qm_blk = blk;
-    const tq_kv_cache *c = a->c;
-    const int32_t d = c->p.head_dim;
-    const int8_t *m = (const int8_t *)turbo_kmean(c, a->layer, kvh, blk);
-    if (!m) {
+    const int32_t d = a->c->p.head_dim;
+    float mu[TURBO_MAX_DIM];
+    if (!turbo_kmean_load(a->c, a->layer, kvh, blk, mu)) {
         for (int32_t r = 0; r < R; r++) s->qm[r] = 0.0f;
         return;
     }
-    const float step = c->kmean_scale[(size_t)a->layer * (size_t)c->p.n_kv_heads + (size_t)kvh];
-    for (int32_t r = 0; r < R; r++) {
-        const float *q = s->qf + (size_t)r * (size_t)d;
-        float part[8] = {0};
-        int32_t i = 0;
-        for (; i + 8 <= d; i += 8)
-            for (int32_t k = 0; k < 8; k++) part[k] += q[i + k] * (float)m[i + k];
-        for (; i < d; i++) part[i % 8] += q[i] * (float)m[i];
-        const float sum = ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
-        s->qm[r] = a->scale * (step * sum);
+    enum { ROWS = 32 };
+    for (int32_t r0 = 0; r0 < R; r0 += ROWS) {
+        const int32_t nr = R - r0 < ROWS ? R - r0 : ROWS;
+        const float *q = s->qf + (size_t)r0 * (size_t)d;
+        double qm[ROWS] = {0};
+        for (int32_t i = 0; i < d; i++)
+            for (int32_t r = 0; r < nr; r++) qm[r] += (double)q[(size_t)r * (size_t)d + (size_t)i] * mu[i];
+        for (int32_t r = 0; r < nr; r++) s->qm[r0 + r] = a->scale * (float)qm[r];
     }
 }
 
