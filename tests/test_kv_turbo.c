@@ -572,16 +572,15 @@ START_TEST(exp_is_accurate) {
 }
 END_TEST
 
-/* A variant's basis products against the scalar reference, bit for bit,
- * on the shapes of projection_matches_scalar (subnormal and odd f16 bits
- * in the basis). */
-static void check_basis(const turbo_kernels *k) {
+/* A kernel table's basis products against the scalar reference, bit for
+ * bit, reps draws per shape (subnormal and odd f16 bits in the basis). */
+static void check_basis(const turbo_kernels *k, int reps) {
     static const int shapes[][2] = {{96, 128}, {64, 128}, {48, 64}, {64, 80}, {192, 256}, {20, 64}, {8, 10}};
     static uint16_t P[256 * 256];
     float v[TURBO_MAX_DIM], z[TURBO_MAX_DIM], u[TURBO_MAX_DIM], w1[TURBO_MAX_DIM], w2[TURBO_MAX_DIM];
     for (int sh = 0; sh < 7; sh++) {
         const int r = shapes[sh][0], d = shapes[sh][1];
-        for (int rep = 0; rep < 4; rep++) {
+        for (int rep = 0; rep < reps; rep++) {
             for (int i = 0; i < r * d; i++) {
                 const float x = (float)t_normal() * (i % 11 == 0 ? 1e-6f : 0.2f);
                 P[i] = i % 17 == 0 ? (uint16_t)(t_next() & 0x83ff) : turbo_f32_to_f16(i % 13 == 0 ? 0.0f : x);
@@ -638,7 +637,7 @@ START_TEST(kernels_match_scalar) {
             ck_assert_str_eq(variants[v].get(b)->name, variants[v].name);
             check_kernels(variants[v].get(b), b);
         }
-        check_basis(variants[v].get(4));
+        check_basis(variants[v].get(4), 4);
         printf("%s kernels: bit-identical to scalar (tq2, tq3, tq4%s)\n", variants[v].name,
                ks ? ", split" : "; no split kernels, those run scalar");
         tested[v] = 1;
@@ -656,7 +655,7 @@ START_TEST(kernels_match_scalar) {
         for (int v = 0; v < NV; v++) seen |= tested[v] && sel == variants[v].get(b);
         if (!seen) {
             check_kernels(sel, b);
-            check_basis(sel);
+            check_basis(sel, 4);
         }
     }
 #if defined(__x86_64__) && defined(TURBO_HAVE_AVX2)
@@ -807,32 +806,8 @@ END_TEST
  * scalar references, for f16 bases with normal, subnormal, zero and
  * negative entries and shapes the projection uses (r = d b / 4). */
 START_TEST(projection_matches_scalar) {
-    static const int shapes[][2] = {{96, 128}, {64, 128}, {48, 64}, {64, 80}, {192, 256}, {20, 64}};
-    uint16_t *P = malloc(sizeof *P * 256 * 256);
-    float v[TURBO_MAX_DIM], u[TURBO_MAX_DIM], z1[TURBO_MAX_DIM], z2[TURBO_MAX_DIM];
-    ck_assert_ptr_nonnull(P);
-    for (int sh = 0; sh < 6; sh++) {
-        const int r = shapes[sh][0], d = shapes[sh][1];
-        for (int rep = 0; rep < 20; rep++) {
-            for (int i = 0; i < r * d; i++) {
-                const float x = (float)t_normal() * (i % 11 == 0 ? 1e-6f : 0.2f); /* 1e-6: subnormal f16 */
-                P[i] = i % 17 == 0 ? (uint16_t)(t_next() & 0x83ff) : turbo_f32_to_f16(i % 13 == 0 ? 0.0f : x);
-            }
-            for (int i = 0; i < d; i++) v[i] = (float)t_normal();
-            for (int k = 0; k < r; k++) {
-                z1[k] = (float)t_normal();
-                u[k] = (float)(0.25 + t_uniform());
-            }
-            float w1[TURBO_MAX_DIM], w2[TURBO_MAX_DIM];
-            turbo_basis_project(P, r, d, v, z2);
-            turbo_basis_project_scalar(P, r, d, v, w1);
-            ck_assert_msg(memcmp(z2, w1, sizeof *w1 * (size_t)r) == 0, "project r=%d d=%d", r, d);
-            turbo_basis_unproject(P, r, d, z1, u, w1);
-            turbo_basis_unproject_scalar(P, r, d, z1, u, w2);
-            ck_assert_msg(memcmp(w1, w2, sizeof *w1 * (size_t)d) == 0, "unproject r=%d d=%d", r, d);
-        }
-    }
-    free(P);
+    /* the generic (SIMD4) products, which the scalar table carries */
+    check_basis(turbo_kernels_scalar(TURBO_MAX_BITS), 20);
 }
 END_TEST
 

@@ -169,6 +169,8 @@ static tq_status kv_create(void *state, const tq_kv_params *p, tq_kv_cache **out
     tq_kv_cache *c = calloc(1, sizeof *c);
     if (!c) return fail(err, TQ_ERR_NOMEM, "turbo KV cache: out of memory");
     c->host = host;
+    c->kf = p->head_dim % 16 == 0 ? turbo_kernels_select(TURBO_MAX_BITS, host->cpu_features)
+                                  : turbo_kernels_scalar(TURBO_MAX_BITS);
     c->p = *p;
     c->p.k_type = c->p.v_type = NULL; /* not owned */
     c->stage_layer = -1;

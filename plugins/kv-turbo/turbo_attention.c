@@ -571,9 +571,7 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
         turbo_kbal_settle(c, c->kpend_layer == layer ? q : NULL, n_head, n_tokens);
     att_ctx a = {0};
     a.c = c;
-    /* The f16 helpers need d % 16 == 0 in the SIMD variants. */
-    a.kf = d % 16 == 0 ? turbo_kernels_select(TURBO_MAX_BITS, host->cpu_features)
-                       : turbo_kernels_scalar(TURBO_MAX_BITS);
+    a.kf = c->kf;
     a.layer = layer;
     a.n_head = n_head;
     a.n_tok = n_tokens;

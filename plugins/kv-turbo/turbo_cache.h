@@ -150,6 +150,10 @@ typedef struct turbo_store {
 
 struct tq_kv_cache {
     const tq_host *host;
+    const turbo_kernels *kf;     /* row helpers of any format (f16 rows, exp,
+                                    basis products): the CPU's best variant,
+                                    scalar when head_dim % 16 != 0 (the SIMD
+                                    f16 helpers need it)                  */
     tq_kv_params p;              /* k_type/v_type not kept                 */
     turbo_settings set;
     turbo_store st[2];           /* 0 = K, 1 = V                           */

@@ -229,14 +229,12 @@ void turbo_calib_fix_means(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
 /* ---- value projection ----------------------------------------------------------- */
 
 void turbo_v_project(const tq_kv_cache *c, int32_t layer, int32_t head, const float *v, float *z) {
-    const turbo_kernels *k = turbo_kernels_select(TURBO_MAX_BITS, c->host->cpu_features);
-    k->basis_project(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, v, z);
+    c->kf->basis_project(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, v, z);
 }
 
 void turbo_v_unproject(const tq_kv_cache *c, int32_t layer, int32_t head, const float *z, float *out) {
-    const turbo_kernels *k = turbo_kernels_select(TURBO_MAX_BITS, c->host->cpu_features);
-    k->basis_unproject(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, z,
-                       turbo_v_unscale(c, layer, head), out);
+    c->kf->basis_unproject(turbo_v_basis(c, layer, head), c->st[1].vp.codec.d, c->p.head_dim, z,
+                           turbo_v_unscale(c, layer, head), out);
 }
 
 /* The coordinate chan[k] of the r-dim projection z that eigenvector k (in
