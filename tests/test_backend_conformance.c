@@ -312,6 +312,41 @@ typedef struct mm_shape {
     int64_t n_in, n_out, cols;
 } mm_shape;
 
+/* The decode path (one column) gives the bits of the dot tiles (a few
+ * columns), the general kernels its comments say it is a faster form of:
+ * the backend alone, on random data, column 0 of a 4-column product against
+ * the same column alone. (The prefill GEMMs, from 16 columns on, round in
+ * their own order, which the error bounds cover.) */
+static void check_batch_independence(const be_case *b, tq_device *dev, tq_type type) {
+    const int64_t blk = tq_type_get(type)->block_elems, n_in = blk == 256 ? 1024 : 1056, n_out = 29;
+    const int64_t widths[] = {1, 4};
+    tq_tensor *w = new_tensor(type, n_in, n_out, 1);
+    tq_tensor *wide = new_tensor(TQ_TYPE_F32, n_in, 4, 1);
+    fill_weights(w, 0);
+    fill_normal(wide, 1.0f);
+    float *first = NULL;
+    for (size_t k = 0; k < sizeof widths / sizeof widths[0]; k++) {
+        tq_tensor *x = new_tensor(TQ_TYPE_F32, n_in, widths[k], 1);
+        memcpy(x->data, wide->data, (size_t)(n_in * widths[k]) * sizeof(float));
+        tq_tensor *n = new_node(TQ_OP_MUL_MAT, n_out, widths[k], 1, w, x, NULL);
+        run(b->iface, dev, n);
+        if (!first) {
+            first = malloc((size_t)n_out * sizeof(float));
+            memcpy(first, n->data, (size_t)n_out * sizeof(float));
+        }
+        const float *y = n->data;
+        int differ = 0;
+        for (int64_t r = 0; r < n_out; r++) differ += memcmp(&y[r], &first[r], sizeof(float)) != 0;
+        ck_assert_msg(differ == 0, "%s mul_mat %s: column 0 of a %lld-column batch differs from the column alone in %d of %lld rows",
+                      b->name, tq_type_name(type), (long long)widths[k], differ, (long long)n_out);
+        free_tensor(n);
+        free_tensor(x);
+    }
+    free(first);
+    free_tensor(wide);
+    free_tensor(w);
+}
+
 static void case_mul_mat(const be_case *b, tq_device *dev, tq_type type, stat_row *s) {
     const int64_t blk = tq_type_get(type)->block_elems;
     mm_shape shapes[] = {
@@ -355,6 +390,7 @@ static void case_mul_mat(const be_case *b, tq_device *dev, tq_type type, stat_ro
         free_tensor(w);
         free_tensor(x);
     }
+    check_batch_independence(b, dev, type);
     /* A type outside the cap row is refused (ref takes it instead). */
     tq_tensor *w = new_tensor(TQ_TYPE_Q8_1, 64, 2, 1), *x = new_tensor(TQ_TYPE_F32, 64, 1, 1);
     tq_tensor *n = new_node(TQ_OP_MUL_MAT, 2, 1, 1, w, x, NULL);

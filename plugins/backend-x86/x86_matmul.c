@@ -131,13 +131,21 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * sequence of operations, and combined as there: the results are
  * bit-identical to dot_float's whatever the tile.
  *
- * Both operands are read in the weight's own format (T), in place: the
- * encoder wrote f16/bf16 columns for f16/bf16 weights. Widening in the
- * loads costs a conversion per vector, but halves the bytes a tile streams:
- * with f32 operands a tile of ffn_down (n_in = 1536) read 42 KB, more than
- * the 32 KB L1, and ran from L2 (41-44 GFLOPS on one core of the 2026-11-24
- * VM against 55-69 for n_in = 512; f32 columns against f16 weights: 63
- * against 80-89 GFLOPS, 2026-11-24 session 5). */
+ * The weights are widened to f32 once per row group and column block
+ * (widen_rows, into the thread's buffer: 3 rows of ffn_down's 1536 are
+ * 18 KB and stay in L1 while the block's columns pass); the columns are
+ * read in place, as the 16-bit values the encoder wrote, and widened in the
+ * loads. Widening both operands in the loads (until session 7) cost 7
+ * conversions per 12 FMAs; widening the weights once was 13% faster on tm30m
+ * F16 pp512 (2 threads, 4 alternating rounds, 2026-11-24 VM). Columns
+ * widened to f32 as well were 20-25% slower than 16-bit ones: twice the
+ * bytes per column (as in session 5, where f32 columns against f16 weights
+ * ran at 63 against 80-89 GFLOPS on one core). Tried, not kept (session
+ * 7): BLIS-style packed panels (16 weight rows x 6 columns, k-major, a
+ * broadcast micro-kernel with no conversions or horizontal sums): 70-76
+ * GFLOPS on one core against 77-85 for this tile, the packing eating what
+ * the micro-kernel saved; a 3 x 2 tile doing both chains in one pass: 64
+ * against 77. */
 #define FR 3
 #define FC 4
 #define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
@@ -146,7 +154,7 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
 /* One chain: groups of 8 at start, start + 16, ... below n16, then (even
  * chain only) the one group of 8 dot_float's tail loop adds. */
 X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const int nr,
-                           const void *const *a, const int nc, __m256 acc[FR][FC], const int T) {
+                           const void *const *a, const int nc, __m256 acc[FR][FC], const int TW, const int T) {
     const int64_t n16 = n / 16 * 16;
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
@@ -155,7 +163,7 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const
     for (int64_t i = start; i < n16; i += 16) {
         __m256 wv[FR];
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, T);
+        for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, TW);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const __m256 av = load_w8(a[c], i, T);
@@ -168,16 +176,17 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const
         for (int r = 0; r < nr; r++)
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(load_w8(w[r], n16, T), load_w8(a[c], n16, T), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(load_w8(w[r], n16, TW), load_w8(a[c], n16, T), acc[r][c]);
 }
 
-/* out[c * ld + r] for nr x nc weight rows w and columns a, both of type T
- * (ld: the output's column stride, so the sums go straight to dst). */
+/* out[c * ld + r] for nr x nc weight rows w (f32: widened by the caller)
+ * and columns a of type T (ld: the output's column stride, so the sums go
+ * straight to dst). */
 X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const void *const *a,
                            const int nc, float *out, size_t ld, const int T) {
     __m256 even[FR][FC], odd[FR][FC];
-    tile_chain(n, 0, w, nr, a, nc, even, T);
-    tile_chain(n, 8, w, nr, a, nc, odd, T);
+    tile_chain(n, 0, w, nr, a, nc, even, WF_F32, T);
+    tile_chain(n, 8, w, nr, a, nc, odd, WF_F32, T);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
@@ -186,7 +195,7 @@ X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const 
     for (int64_t i = n8; i < n; i++)
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
-            const float wf = load_w1(w[r], i, T);
+            const float wf = ((const float *)w[r])[i];
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) out[c * ld + r] += wf * load_w1(a[c], i, T);
         }
@@ -234,8 +243,10 @@ X86_INLINE __m256i bits_to_bytes(uint32_t x) {
 /* 16 bytes of nibbles -> 32 bytes: low nibbles are elements 0..15, high
  * nibbles 16..31 (the layout of every 32-element 4/5-bit format). */
 X86_INLINE __m256i nibbles(const uint8_t *qs) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+    /* The bytes in both halves (one broadcast load), the high half shifted
+     * right by 4: 3 instructions instead of a load, shift, insert and mask. */
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(t, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
 }
 
 X86_INLINE uint32_t load_u32(const uint8_t *p) {
@@ -416,42 +427,62 @@ static void gemv_col_init(gemv_col *col, void *mem, const void *y, int64_t n) {
     }
 }
 
+X86_INLINE int gemv_block_bytes(const int T) {
+    return T == W_Q4_0 ? sizeof(cpu_block_q4_0) : T == W_Q5_0 ? sizeof(cpu_block_q5_0) : sizeof(cpu_block_q8_0);
+}
+
 /* acc + block i of a q4_0/q5_0/q8_0 row against the split column: the
  * exact int32 sums in 8 lanes, times the two scales (one FMA). */
 X86_INLINE __m256 gemv_block(__m256 acc, const void *w, const gemv_col *col, int64_t i, const int T) {
     const __m256i yq = _mm256_load_si256((const __m256i *)(col->qs + CPU_QK * i));
     __m256i p;
-    float dw;
     if (T == W_Q4_0) {
         const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
         p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), nibbles(b->qs), yq), col->bias8[i]);
-        dw = x86_f16_to_f32(b->d);
     } else if (T == W_Q5_0) {
         const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
         const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
         p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), _mm256_or_si256(nibbles(b->qs), hi), yq),
                              _mm256_slli_epi32(col->bias8[i], 1));
-        dw = x86_f16_to_f32(b->d);
     } else {
         const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
         p = x86_dot_s8(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)b->qs), yq);
-        dw = x86_f16_to_f32(b->d);
     }
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * col->d[i]), acc);
+    /* The block's f16 scale d leads all three formats: converting the 4
+     * halves at its address (d and the codes after it, inside the block)
+     * takes one instruction with its load, where a scalar conversion needs
+     * the half moved into a zeroed register first. Lane 0 is d, and the
+     * product is the single rounding of d_w * d_y as before. */
+    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)((const char *)w + i * gemv_block_bytes(T))));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(_mm_mul_ss(dw, _mm_load_ss(col->d + i))), acc);
 }
 
-/* One row: one accumulator, as dot_32 (bit-identical). Tried and not
- * kept: four round-robin accumulators (session 3), and two chains with the
- * block scales converted 8 at a time (1.41 -> 1.24 ns per q4_0 block in L2,
- * no difference in decode once the weights are prefetched). */
+/* One row: one accumulator, as dot_32 (bit-identical). Decoding q4_0 with
+ * 2 threads here is bound by instructions per block, not by the FMA chain
+ * nor by memory (66% of the read bandwidth, where q8_0, with half the
+ * blocks per byte, reaches 96%): the broadcast nibbles, the scale converted
+ * from memory and 4 blocks per loop step took 19 instructions per block to
+ * about 14 and decode from 29.7 to 33.3 t/s (TinyLlama-1.1B Q4_0, 4
+ * alternating rounds, session 7). Tried and not kept: four round-robin
+ * accumulators (session 3); two chains with the block scales converted 8 at
+ * a time (1.41 -> 1.24 ns per q4_0 block in L2, no difference in decode
+ * once the weights are prefetched); 2 or 4 rows side by side, each in its
+ * own chain (session 7: 2 rows no faster, 4 rows a quarter slower). */
+#define GEMV_STEP 4
 X86_INLINE float gemv_32(int64_t n, const void *w, const gemv_col *col, const int T) {
-    const int block = T == W_Q4_0 ? sizeof(cpu_block_q4_0) : T == W_Q5_0 ? sizeof(cpu_block_q5_0)
-                                                                          : sizeof(cpu_block_q8_0);
+    const int block = gemv_block_bytes(T);
+    const int64_t nb = n / CPU_QK;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / CPU_QK; i++) {
-        x86_prefetch_ahead((const char *)w + block * i, 1);
-        acc = gemv_block(acc, w, col, i, T);
+    int64_t i = 0;
+    /* GEMV_STEP blocks per loop step: one loop test and a prefetch per
+     * line of the step's bytes (a line per block cost a tenth of the
+     * instructions). */
+    for (; i + GEMV_STEP <= nb; i += GEMV_STEP) {
+        x86_prefetch_ahead((const char *)w + block * i, GEMV_STEP * block);
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < GEMV_STEP; k++) acc = gemv_block(acc, w, col, i + k, T);
     }
+    for (; i < nb; i++) acc = gemv_block(acc, w, col, i, T);
     return x86_hsum(acc) + 0.0f; /* + 0.0f as dot_32 */
 }
 
@@ -759,9 +790,33 @@ static int64_t float_col_block(int64_t n_in) {
     return cb < FLOAT_MIN_COLS ? FLOAT_MIN_COLS : cb;
 }
 
+/* The thread's buffer: FR weight rows widened to f32 (f32 weights leave it
+ * unused: their rows are read in place). */
+static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR * (size_t)n_in * sizeof(float); }
+
+/* Rows [r, r + nr) of w as f32 rows of n_in at buf (f32 weights: their own
+ * rows, in place). */
+static void widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const void **rows) {
+    const int64_t n = w->ne[0];
+    for (int j = 0; j < nr; j++) {
+        const void *src = cpu_row(w, r + j);
+        if (w->type == TQ_TYPE_F32) {
+            rows[j] = src;
+            continue;
+        }
+        float *f = buf + (size_t)j * (size_t)n;
+        int64_t i = 0;
+        if (w->type == TQ_TYPE_F16)
+            for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, load_w8(src, i, WF_F16));
+        else
+            for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, load_w8(src, i, WF_BF16));
+        for (; i < n; i++) f[i] = load_w1(src, i, w->type == TQ_TYPE_F16 ? WF_F16 : WF_BF16);
+        rows[j] = f;
+    }
+}
+
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    (void)buf;
     const int64_t n_in = w->ne[0];
     const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
     void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *, size_t) =
@@ -772,7 +827,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
         for (int64_t r = lo; r < hi; r += FR) {
             const int nr = hi - r < FR ? (int)(hi - r) : FR;
             const void *wrow[FR];
-            for (int j = 0; j < nr; j++) wrow[j] = cpu_row(w, r + j);
+            widen_rows(w, r, nr, buf, wrow);
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
                 const void *a[FC];
@@ -787,9 +842,9 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
  * row-interleaved integer tiles (groups of 8 rows) pay for their unpacking
  * from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
-    {TQ_TYPE_F32, FC, FR, NULL, gemm_float},
-    {TQ_TYPE_F16, FC, FR, NULL, gemm_float},
-    {TQ_TYPE_BF16, FC, FR, NULL, gemm_float},
+    {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_BF16, FC, FR, gemm_float_buf_bytes, gemm_float},
     {TQ_TYPE_Q4_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q5_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q8_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
