@@ -153,8 +153,8 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
 
 /* One chain: groups of 8 at start, start + 16, ... below n16, then (even
  * chain only) the one group of 8 dot_float's tail loop adds. */
-X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const int nr,
-                           const void *const *a, const int nc, __m256 acc[FR][FC], const int TW, const int T) {
+X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, const int nr,
+                           const void *const *a, const int nc, __m256 acc[FR][FC], const int T) {
     const int64_t n16 = n / 16 * 16;
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
@@ -163,7 +163,7 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const
     for (int64_t i = start; i < n16; i += 16) {
         __m256 wv[FR];
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < nr; r++) wv[r] = load_w8(w[r], i, TW);
+        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w[r] + i);
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) {
             const __m256 av = load_w8(a[c], i, T);
@@ -176,17 +176,17 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const void *const *w, const
         for (int r = 0; r < nr; r++)
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(load_w8(w[r], n16, TW), load_w8(a[c], n16, T), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r] + n16), load_w8(a[c], n16, T), acc[r][c]);
 }
 
 /* out[c * ld + r] for nr x nc weight rows w (f32: widened by the caller)
  * and columns a of type T (ld: the output's column stride, so the sums go
  * straight to dst). */
-X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const void *const *a,
+X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const void *const *a,
                            const int nc, float *out, size_t ld, const int T) {
     __m256 even[FR][FC], odd[FR][FC];
-    tile_chain(n, 0, w, nr, a, nc, even, WF_F32, T);
-    tile_chain(n, 8, w, nr, a, nc, odd, WF_F32, T);
+    tile_chain(n, 0, w, nr, a, nc, even, T);
+    tile_chain(n, 8, w, nr, a, nc, odd, T);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
@@ -195,7 +195,7 @@ X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const 
     for (int64_t i = n8; i < n; i++)
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
-            const float wf = ((const float *)w[r])[i];
+            const float wf = w[r][i];
             _Pragma("GCC unroll 4")
             for (int c = 0; c < nc; c++) out[c * ld + r] += wf * load_w1(a[c], i, T);
         }
@@ -204,7 +204,7 @@ X86_INLINE void tile_float(int64_t n, const void *const *w, const int nr, const 
 #define TILE_CASE(R, C) \
     case (R) * 8 + (C): tile_float(n, w, R, a, C, out, ld, T); break;
 
-X86_INLINE void tile_float_any(int64_t n, const void *const *w, int nr, const void *const *a, int nc,
+X86_INLINE void tile_float_any(int64_t n, const float *const *w, int nr, const void *const *a, int nc,
                                float *out, size_t ld, const int T) {
     switch (nr * 8 + nc) {
     TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
@@ -214,15 +214,15 @@ X86_INLINE void tile_float_any(int64_t n, const void *const *w, int nr, const vo
     }
 }
 
-static void tile_f32(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+static void tile_f32(int64_t n, const float *const *w, int nr, const void *const *a, int nc, float *out,
                      size_t ld) {
     tile_float_any(n, w, nr, a, nc, out, ld, WF_F32);
 }
-static void tile_f16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+static void tile_f16(int64_t n, const float *const *w, int nr, const void *const *a, int nc, float *out,
                      size_t ld) {
     tile_float_any(n, w, nr, a, nc, out, ld, WF_F16);
 }
-static void tile_bf16(int64_t n, const void *const *w, int nr, const void *const *a, int nc, float *out,
+static void tile_bf16(int64_t n, const float *const *w, int nr, const void *const *a, int nc, float *out,
                      size_t ld) {
     tile_float_any(n, w, nr, a, nc, out, ld, WF_BF16);
 }
@@ -435,17 +435,18 @@ X86_INLINE int gemv_block_bytes(const int T) {
  * exact int32 sums in 8 lanes, times the two scales (one FMA). */
 X86_INLINE __m256 gemv_block(__m256 acc, const void *w, const gemv_col *col, int64_t i, const int T) {
     const __m256i yq = _mm256_load_si256((const __m256i *)(col->qs + CPU_QK * i));
+    const char *blk = (const char *)w + i * gemv_block_bytes(T);
     __m256i p;
     if (T == W_Q4_0) {
-        const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
+        const cpu_block_q4_0 *b = (const void *)blk;
         p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), nibbles(b->qs), yq), col->bias8[i]);
     } else if (T == W_Q5_0) {
-        const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
+        const cpu_block_q5_0 *b = (const void *)blk;
         const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
         p = _mm256_sub_epi32(x86_dot_us8(_mm256_setzero_si256(), _mm256_or_si256(nibbles(b->qs), hi), yq),
                              _mm256_slli_epi32(col->bias8[i], 1));
     } else {
-        const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
+        const cpu_block_q8_0 *b = (const void *)blk;
         p = x86_dot_s8(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)b->qs), yq);
     }
     /* The block's f16 scale d leads all three formats: converting the 4
@@ -453,7 +454,7 @@ X86_INLINE __m256 gemv_block(__m256 acc, const void *w, const gemv_col *col, int
      * takes one instruction with its load, where a scalar conversion needs
      * the half moved into a zeroed register first. Lane 0 is d, and the
      * product is the single rounding of d_w * d_y as before. */
-    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)((const char *)w + i * gemv_block_bytes(T))));
+    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)blk));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(_mm_mul_ss(dw, _mm_load_ss(col->d + i))), acc);
 }
 
@@ -796,7 +797,7 @@ static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR * (size_t)n
 
 /* Rows [r, r + nr) of w as f32 rows of n_in at buf (f32 weights: their own
  * rows, in place). */
-static void widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const void **rows) {
+static void widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const float **rows) {
     const int64_t n = w->ne[0];
     for (int j = 0; j < nr; j++) {
         const void *src = cpu_row(w, r + j);
@@ -805,12 +806,13 @@ static void widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const 
             continue;
         }
         float *f = buf + (size_t)j * (size_t)n;
-        int64_t i = 0;
-        if (w->type == TQ_TYPE_F16)
-            for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, load_w8(src, i, WF_F16));
-        else
+        if (w->type == TQ_TYPE_F16) {
+            x86_f16_row(src, f, n);
+        } else {
+            int64_t i = 0;
             for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, load_w8(src, i, WF_BF16));
-        for (; i < n; i++) f[i] = load_w1(src, i, w->type == TQ_TYPE_F16 ? WF_F16 : WF_BF16);
+            for (; i < n; i++) f[i] = load_w1(src, i, WF_BF16);
+        }
         rows[j] = f;
     }
 }
@@ -819,14 +821,14 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
     const int64_t n_in = w->ne[0];
     const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    void (*tile)(int64_t, const void *const *, int, const void *const *, int, float *, size_t) =
+    void (*tile)(int64_t, const float *const *, int, const void *const *, int, float *, size_t) =
         T == WF_F16 ? tile_f16 : T == WF_BF16 ? tile_bf16 : tile_f32;
     const int64_t cb = float_col_block(n_in);
     for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
         const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
         for (int64_t r = lo; r < hi; r += FR) {
             const int nr = hi - r < FR ? (int)(hi - r) : FR;
-            const void *wrow[FR];
+            const float *wrow[FR];
             widen_rows(w, r, nr, buf, wrow);
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;

@@ -24,16 +24,16 @@
  * diagonal, e the subdiagonal (e[i] couples i-1 and i). */
 static void tred2(double *V, int32_t n, double *d, double *e) {
     const size_t N = (size_t)n;
-    for (int32_t j = 0; j < n; j++) d[j] = AT((N - 1), (size_t)j);
+    for (int32_t j = 0; j < n; j++) d[j] = AT(N - 1, j);
     for (int32_t i = n - 1; i > 0; i--) {
         double scale = 0, h = 0;
         for (int32_t k = 0; k < i; k++) scale += fabs(d[k]);
         if (scale == 0) {
             e[i] = d[i - 1];
             for (int32_t j = 0; j < i; j++) {
-                d[j] = AT((size_t)(i - 1), (size_t)j);
-                AT((size_t)i, (size_t)j) = 0;
-                AT((size_t)j, (size_t)i) = 0;
+                d[j] = AT(i - 1, j);
+                AT(i, j) = 0;
+                AT(j, i) = 0;
             }
         } else {
             for (int32_t k = 0; k < i; k++) {
@@ -48,11 +48,11 @@ static void tred2(double *V, int32_t n, double *d, double *e) {
             for (int32_t j = 0; j < i; j++) e[j] = 0;
             for (int32_t j = 0; j < i; j++) {
                 f = d[j];
-                AT((size_t)j, (size_t)i) = f;
-                g = e[j] + AT((size_t)j, (size_t)j) * f;
+                AT(j, i) = f;
+                g = e[j] + AT(j, j) * f;
                 for (int32_t k = j + 1; k <= i - 1; k++) {
-                    g += AT((size_t)k, (size_t)j) * d[k];
-                    e[k] += AT((size_t)k, (size_t)j) * f;
+                    g += AT(k, j) * d[k];
+                    e[k] += AT(k, j) * f;
                 }
                 e[j] = g;
             }
@@ -67,34 +67,34 @@ static void tred2(double *V, int32_t n, double *d, double *e) {
                 f = d[j];
                 g = e[j];
                 for (int32_t k = j; k <= i - 1; k++)
-                    AT((size_t)k, (size_t)j) -= (f * e[k] + g * d[k]);
-                d[j] = AT((size_t)(i - 1), (size_t)j);
-                AT((size_t)i, (size_t)j) = 0;
+                    AT(k, j) -= (f * e[k] + g * d[k]);
+                d[j] = AT(i - 1, j);
+                AT(i, j) = 0;
             }
         }
         d[i] = h;
     }
     /* Accumulate the transformations. */
     for (int32_t i = 0; i < n - 1; i++) {
-        AT((N - 1), (size_t)i) = AT((size_t)i, (size_t)i);
-        AT((size_t)i, (size_t)i) = 1;
+        AT(N - 1, i) = AT(i, i);
+        AT(i, i) = 1;
         const double h = d[i + 1];
         if (h != 0) {
-            for (int32_t k = 0; k <= i; k++) d[k] = AT((size_t)k, (size_t)(i + 1)) / h;
+            for (int32_t k = 0; k <= i; k++) d[k] = AT(k, i + 1) / h;
             for (int32_t j = 0; j <= i; j++) {
                 double g = 0;
                 for (int32_t k = 0; k <= i; k++)
-                    g += AT((size_t)k, (size_t)(i + 1)) * AT((size_t)k, (size_t)j);
-                for (int32_t k = 0; k <= i; k++) AT((size_t)k, (size_t)j) -= g * d[k];
+                    g += AT(k, i + 1) * AT(k, j);
+                for (int32_t k = 0; k <= i; k++) AT(k, j) -= g * d[k];
             }
         }
-        for (int32_t k = 0; k <= i; k++) AT((size_t)k, (size_t)(i + 1)) = 0;
+        for (int32_t k = 0; k <= i; k++) AT(k, i + 1) = 0;
     }
     for (int32_t j = 0; j < n; j++) {
-        d[j] = AT((N - 1), (size_t)j);
-        AT((N - 1), (size_t)j) = 0;
+        d[j] = AT(N - 1, j);
+        AT(N - 1, j) = 0;
     }
-    AT((N - 1), (N - 1)) = 1;
+    AT(N - 1, N - 1) = 1;
     e[0] = 0;
 }
 
@@ -139,9 +139,9 @@ static void tql2(double *V, int32_t n, double *d, double *e) {
                     p = c * d[i] - s * g;
                     d[i + 1] = h + s * (c * g + s * d[i]);
                     for (size_t k = 0; k < N; k++) {
-                        h = AT(k, (size_t)(i + 1));
-                        AT(k, (size_t)(i + 1)) = s * AT(k, (size_t)i) + c * h;
-                        AT(k, (size_t)i) = c * AT(k, (size_t)i) - s * h;
+                        h = AT(k, i + 1);
+                        AT(k, i + 1) = s * AT(k, i) + c * h;
+                        AT(k, i) = c * AT(k, i) - s * h;
                     }
                 }
                 p = -s * s2 * c3 * el1 * e[l] / dl1;
