@@ -30,19 +30,24 @@ static inline float tq_f16_to_f32(uint16_t h) {
 static inline uint16_t tq_f32_to_f16(float f) {
     const float scale_to_inf = tq__f32_from_bits(UINT32_C(0x77800000));
     const float scale_to_zero = tq__f32_from_bits(UINT32_C(0x08800000));
-    float ax = f < 0 ? -f : f;
-    float base = (ax * scale_to_inf) * scale_to_zero;
+    /* |f| by its bits and the two selects as masks, so that loops of
+     * conversions vectorize (a NaN's base is not used; -0 and +0 give the
+     * same result) */
     const uint32_t w = tq__f32_bits(f);
+    const float ax = tq__f32_from_bits(w & UINT32_C(0x7FFFFFFF));
+    float base = (ax * scale_to_inf) * scale_to_zero;
     const uint32_t shl1_w = w + w;
     const uint32_t sign = w & UINT32_C(0x80000000);
     uint32_t bias = shl1_w & UINT32_C(0xFF000000);
-    if (bias < UINT32_C(0x71000000)) bias = UINT32_C(0x71000000);
+    const uint32_t small = (uint32_t)0 - (uint32_t)(bias < UINT32_C(0x71000000));
+    bias = (UINT32_C(0x71000000) & small) | (bias & ~small);
     base = tq__f32_from_bits((bias >> 1) + UINT32_C(0x07800000)) + base;
     const uint32_t bits = tq__f32_bits(base);
     const uint32_t exp_bits = (bits >> 13) & UINT32_C(0x00007C00);
     const uint32_t mantissa_bits = bits & UINT32_C(0x00000FFF);
     const uint32_t nonsign = exp_bits + mantissa_bits;
-    return (uint16_t)((sign >> 16) | (shl1_w > UINT32_C(0xFF000000) ? UINT16_C(0x7E00) : nonsign));
+    const uint32_t nan = (uint32_t)0 - (uint32_t)(shl1_w > UINT32_C(0xFF000000));
+    return (uint16_t)((sign >> 16) | (UINT32_C(0x7E00) & nan) | (nonsign & ~nan));
 }
 
 static inline float tq_bf16_to_f32(uint16_t h) { return tq__f32_from_bits((uint32_t)h << 16); }

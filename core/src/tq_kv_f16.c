@@ -80,7 +80,14 @@ static void store_row(const tq_kv_cache *c, char *dst, const float *src) {
         return;
     }
     uint16_t *h = (uint16_t *)dst;
-    for (int32_t d = 0; d < c->p.head_dim; d++) h[d] = tq_f32_to_f16(src[d]);
+    const int32_t hd = c->p.head_dim;
+    int32_t d = 0;
+    /* Fixed-length inner loops: -O2's cheap vectorizer takes them (about
+     * 4x faster than one conversion at a time), a loop of runtime length
+     * it leaves scalar. */
+    for (; d + 8 <= hd; d += 8)
+        for (int32_t i = 0; i < 8; i++) h[d + i] = tq_f32_to_f16(src[d + i]);
+    for (; d < hd; d++) h[d] = tq_f32_to_f16(src[d]);
 }
 
 static void load_row(const tq_kv_cache *c, const char *src, float *dst) {
@@ -92,19 +99,43 @@ static void load_row(const tq_kv_cache *c, const char *src, float *dst) {
     for (int32_t d = 0; d < c->p.head_dim; d++) dst[d] = tq_f16_to_f32(h[d]);
 }
 
+/* One append: rows (token, head) of k and v into layer's slots. */
+typedef struct append_task {
+    const tq_kv_cache *c;
+    int32_t layer, pos, n;
+    const float *k, *v;
+} append_task;
+
+/* Rows [n * nh * ith / nth, n * nh * (ith + 1) / nth) of an append. */
+static void append_worker(void *user, int ith, int nth) {
+    const append_task *a = user;
+    const tq_kv_cache *c = a->c;
+    const int64_t nh = c->p.n_kv_heads, rows = (int64_t)a->n * nh;
+    for (int64_t r = rows * ith / nth; r < rows * (ith + 1) / nth; r++) {
+        const int32_t t = (int32_t)(r / nh), h = (int32_t)(r % nh);
+        const size_t src = (size_t)r * (size_t)c->p.head_dim;
+        store_row(c, slot(c, c->k, a->layer, h, a->pos + t), a->k + src);
+        store_row(c, slot(c, c->v, a->layer, h, a->pos + t), a->v + src);
+    }
+}
+
+/* Rows an append must have before it goes to the thread pool: a decode
+ * step's few rows cost less than waking the workers. */
+#define APPEND_PARALLEL_ROWS 64
+
 static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n, const float *k,
                            const float *v, tq_error *err) {
     if (layer < 0 || layer >= c->p.n_layers || pos < 0 || n < 0 || pos + n > c->p.max_tokens)
         return tq_error_set(err, TQ_ERR_RANGE,
                             "KV cache: positions %d..%d of layer %d outside a %d-token cache", pos,
                             pos + n - 1, layer, c->p.max_tokens);
-    const int32_t hd = c->p.head_dim, nh = c->p.n_kv_heads;
-    for (int32_t t = 0; t < n; t++)
-        for (int32_t h = 0; h < nh; h++) {
-            const size_t src = ((size_t)t * (size_t)nh + (size_t)h) * (size_t)hd;
-            store_row(c, slot(c, c->k, layer, h, pos + t), k + src);
-            store_row(c, slot(c, c->v, layer, h, pos + t), v + src);
-        }
+    append_task a = {c, layer, pos, n, k, v};
+    /* A prompt's rows in parallel: converting them on one thread left the
+     * other cores idle for about 3% of a tm30m pp512. */
+    if ((int64_t)n * c->p.n_kv_heads >= APPEND_PARALLEL_ROWS && c->host->n_threads > 1)
+        c->host->parallel_for(append_worker, &a);
+    else
+        append_worker(&a, 0, 1);
     if (layer == 0 && pos + n > c->n_pos) c->n_pos = pos + n;
     return TQ_OK;
 }

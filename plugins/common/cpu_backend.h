@@ -112,11 +112,12 @@ typedef struct cpu_mm_type {
 /* An optional MUL_MAT path for one weight type that replaces the dot tiles
  * from min_cols activation columns on (prefill kernels that repack or widen
  * a group of weight rows once for many columns). The driver encodes the
- * columns as for the dot tiles, splits the output rows over the pool in
- * multiples of row_align and gives each thread buf_bytes(n_in) bytes of its
- * own (64-byte aligned; buf_bytes may be NULL: none). run computes rows
- * [lo, hi) of w times n_cols encoded columns (act, act_stride bytes apart)
- * into dst, n_out floats per column. [worker, on its own rows] */
+ * columns as for the dot tiles, hands the output rows to the pool's threads
+ * in chunks (multiples of row_align, from a shared counter) and gives each
+ * thread buf_bytes(n_in) bytes of its own (64-byte aligned; buf_bytes may
+ * be NULL: none). run computes rows [lo, hi) of w times n_cols encoded
+ * columns (act, act_stride bytes apart) into dst, n_out floats per column;
+ * a thread calls it once per chunk it takes. [worker, on its own rows] */
 typedef struct cpu_mm_gemm {
     tq_type type;
     int32_t min_cols;
