@@ -123,17 +123,19 @@ FLOAT_ENTRY(dot_f32, WF_F32)
 FLOAT_ENTRY(dot_f16, WF_F16)
 FLOAT_ENTRY(dot_bf16, WF_BF16)
 
-/* Prefill (many columns) with float weights: FR <= 3 weight rows times
- * FC <= 4 columns per register tile: 12 accumulators plus 3 weight vectors
- * fit the 16 AVX2 registers, so each step does 12 FMAs for 3 weight and 4
- * activation loads. The two FMA chains of dot_float (even and odd groups of
- * 8) are computed in two passes, each chain with exactly dot_float's
- * sequence of operations, and combined as there: the results are
- * bit-identical to dot_float's whatever the tile.
+/* Prefill (many columns) with float weights: FR <= 4 weight rows times
+ * FC <= 3 columns per register tile: 12 accumulators plus the 3 widened
+ * column vectors of a step fit the 16 AVX2 registers, and each weight
+ * vector is loaded once for its 3 FMAs, so a step does 12 FMAs for 3
+ * conversions (3 x 4 did 4; 4 x 3 was 5% faster on tm30m F16 pp512 at one
+ * thread, 6 alternating rounds, session 8). The two FMA chains of dot_float
+ * (even and odd groups of 8) are computed in two passes, each chain with
+ * exactly dot_float's sequence of operations, and combined as there: the
+ * results are bit-identical to dot_float's whatever the tile.
  *
  * The weights are widened to f32 once per row group and column block
- * (widen_rows, into the thread's buffer: 3 rows of ffn_down's 1536 are
- * 18 KB and stay in L1 while the block's columns pass); the columns are
+ * (widen_rows, into the thread's buffer: 4 rows of ffn_down's 1536 are
+ * 24 KB and stay in L1 while the block's columns pass); the columns are
  * read in place, as the 16-bit values the encoder wrote, and widened in the
  * loads. Widening both operands in the loads (until session 7) cost 7
  * conversions per 12 FMAs; widening the weights once was 13% faster on tm30m
@@ -145,9 +147,10 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * broadcast micro-kernel with no conversions or horizontal sums): 70-76
  * GFLOPS on one core against 77-85 for this tile, the packing eating what
  * the micro-kernel saved; a 3 x 2 tile doing both chains in one pass: 64
- * against 77. */
-#define FR 3
-#define FC 4
+ * against 77. Column blocks of 512 KB instead of 256 (session 8): slower
+ * in 5 of 6 alternating rounds. */
+#define FR 4
+#define FC 3
 #define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
 #define FLOAT_MIN_COLS 64            /* the least columns per column block */
 
@@ -161,14 +164,14 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, cons
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
     for (int64_t i = start; i < n16; i += 16) {
-        __m256 wv[FR];
+        __m256 av[FC];
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < nr; r++) wv[r] = _mm256_loadu_ps(w[r] + i);
+        for (int c = 0; c < nc; c++) av[c] = load_w8(a[c], i, T);
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < nc; c++) {
-            const __m256 av = load_w8(a[c], i, T);
+        for (int r = 0; r < nr; r++) {
+            const __m256 wv = _mm256_loadu_ps(w[r] + i);
             _Pragma("GCC unroll 4")
-            for (int r = 0; r < nr; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
+            for (int c = 0; c < nc; c++) acc[r][c] = _mm256_fmadd_ps(wv, av[c], acc[r][c]);
         }
     }
     if (start == 0 && n16 + 8 <= n)
@@ -207,9 +210,10 @@ X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const
 X86_INLINE void tile_float_any(int64_t n, const float *const *w, int nr, const void *const *a, int nc,
                                float *out, size_t ld, const int T) {
     switch (nr * 8 + nc) {
-    TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
-    TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
-    TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2)
+    TILE_CASE(4, 3) TILE_CASE(4, 2) TILE_CASE(4, 1)
+    TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)
+    TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)
+    TILE_CASE(1, 3) TILE_CASE(1, 2)
     default: tile_float(n, w, 1, a, 1, out, ld, T); break;
     }
 }
@@ -784,7 +788,7 @@ const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
 
 /* Float weights, several columns: rows [lo, hi) (split in multiples of
  * FR) in FR x FC tiles over column blocks of about FLOAT_ACT_BYTES, weights
- * and columns read in place: a tile's 3 rows stay in L1 while the block's
+ * and columns read in place: a tile's rows stay in L1 while the block's
  * columns pass by. */
 static int64_t float_col_block(int64_t n_in) {
     const int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / FC * FC;
