@@ -147,8 +147,14 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * broadcast micro-kernel with no conversions or horizontal sums): 70-76
  * GFLOPS on one core against 77-85 for this tile, the packing eating what
  * the micro-kernel saved; a 3 x 2 tile doing both chains in one pass: 64
- * against 77. Column blocks of 512 KB instead of 256 (session 8): slower
- * in 5 of 6 alternating rounds. */
+ * against 77. Session 8, not kept: column blocks of 512 KB instead of 256
+ * (slower in 5 of 6 alternating rounds); one FMA chain per output in one
+ * pass (tinyBLAS's order, dot_float changed to match): 6.8% faster at one
+ * thread (6 of 6 rounds), but the llama golden long2048 case (a 1472-token
+ * prompt past tm30m's trained context, the most rounding-sensitive one)
+ * then differs from llama.cpp by 2.5e-3 x max|logit| in its first decode
+ * row, over the 2e-3 the ref backend is held to (1.8e-3 with two chains),
+ * also with the one-chain order in the prefill tiles alone. */
 #define FR 4
 #define FC 3
 #define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
