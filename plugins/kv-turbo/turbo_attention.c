@@ -33,6 +33,10 @@
 #include "turbo_half.h"
 #include "turbo_rotation.h"
 
+/* Key-mean blocks whose q . mu set_qm computes together (their sums are
+ * independent chains, so they run side by side). */
+#define QM_GROUP 4
+
 /* Query tokens handled together: each cached row is decoded once per
  * block and KV head, then dotted with every query row of the block. */
 #define QBLOCK 8
@@ -70,7 +74,9 @@ typedef struct att_scratch {
     float *qs, *qm;       /* [R] score scale and offset of coded keys      */
     float *m, *l, *mx;    /* [R] running max, sum of exp, chunk max        */
     float *t1, *t2;       /* [R] per-key temporaries                       */
+    float *qmc;           /* [QM_GROUP][R] qm of blocks qmc_blk0 ...       */
     int32_t qm_blk;       /* key-mean block whose scale * q.mu is in qm    */
+    int32_t qmc_blk0, qmc_n; /* the blocks qmc holds (qmc_n 0: none)       */
 } att_scratch;
 
 /* Carves `count` elements of `size` bytes, 64-byte aligned, at *p. */
@@ -98,6 +104,7 @@ static att_scratch scratch_at(uintptr_t base, int32_t G, int32_t n_kv, int32_t d
     s.row = carve(&p, D, sizeof(float));
     float **small[] = {&s.qs, &s.qm, &s.m, &s.l, &s.mx, &s.t1, &s.t2};
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = carve(&p, R, sizeof(float));
+    s.qmc = carve(&p, QM_GROUP * R, sizeof(float));
     if (bytes) *bytes = (size_t)(p - base);
     return s;
 }
@@ -137,29 +144,55 @@ static void prep_worker(void *user, int ith, int nth) {
 /* s->qm[r] = scale * q_r . mu_blk for the R rows of the block: the key
  * mean of block blk added back to coded scores (0 without centering).
  * Kept while the block stays the same. Each row's sum runs in double over
- * i in order; the rows' sums advance together (R independent chains, not
- * one chain after another, which cost 4 x d dependent adds every 128
- * keys). The order is fixed on purpose: the quantized model amplifies
+ * i in order. The order is fixed on purpose: the quantized model amplifies
  * last-bit differences here into perplexity moves of about 0.1% over a
- * few chunks (see docs/kv-turbo.md), so this stays the same sum. */
+ * few chunks (see docs/kv-turbo.md), so this stays the same sum. What runs
+ * side by side are independent sums: the block's rows, and the next
+ * QM_GROUP - 1 blocks, which the coded run and the key-by-key keys reach in
+ * ascending order (kept in s->qmc). One block at a time, a decode step's 4
+ * rows were 4 chains of d dependent adds per 128 keys, 5-7% of the coded
+ * attention at 32K (session 8 profile). */
 static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
     if (s->qm_blk == blk) return;
     s->qm_blk = blk;
-    const int32_t d = a->c->p.head_dim;
-    float mu[TURBO_MAX_DIM];
-    if (!turbo_kmean_load(a->c, a->layer, kvh, blk, mu)) {
-        for (int32_t r = 0; r < R; r++) s->qm[r] = 0.0f;
+    if (blk >= s->qmc_blk0 && blk < s->qmc_blk0 + s->qmc_n) {
+        memcpy(s->qm, s->qmc + (size_t)(blk - s->qmc_blk0) * (size_t)R, (size_t)R * sizeof(float));
         return;
     }
-    enum { ROWS = 32 };
+    const tq_kv_cache *c = a->c;
+    const int32_t d = c->p.head_dim;
+    float mu[QM_GROUP][TURBO_MAX_DIM];
+    if (!turbo_kmean_load(c, a->layer, kvh, blk, mu[0])) {
+        for (int32_t r = 0; r < R; r++) s->qm[r] = 0.0f;
+        s->qmc_n = 0;
+        return;
+    }
+    const int32_t nb = c->n_kblk - blk < QM_GROUP ? c->n_kblk - blk : QM_GROUP;
+    for (int32_t k = 1; k < QM_GROUP; k++)
+        if (k >= nb || !turbo_kmean_load(c, a->layer, kvh, blk + k, mu[k]))
+            memset(mu[k], 0, (size_t)d * sizeof(float));
+    /* the means as doubles, the group's blocks side by side (the sums'
+     * inner loop then runs over contiguous lanes, which -O2 vectorizes) */
+    double mut[TURBO_MAX_DIM][QM_GROUP];
+    for (int32_t i = 0; i < d; i++)
+        for (int32_t k = 0; k < QM_GROUP; k++) mut[i][k] = (double)mu[k][i];
+    enum { ROWS = 4 };
     for (int32_t r0 = 0; r0 < R; r0 += ROWS) {
         const int32_t nr = R - r0 < ROWS ? R - r0 : ROWS;
         const float *q = s->qf + (size_t)r0 * (size_t)d;
-        double qm[ROWS] = {0};
+        double qm[ROWS][QM_GROUP] = {{0}};
         for (int32_t i = 0; i < d; i++)
-            for (int32_t r = 0; r < nr; r++) qm[r] += (double)q[(size_t)r * (size_t)d + (size_t)i] * mu[i];
-        for (int32_t r = 0; r < nr; r++) s->qm[r0 + r] = a->scale * (float)qm[r];
+            for (int32_t r = 0; r < nr; r++) {
+                const double qv = (double)q[(size_t)r * (size_t)d + (size_t)i];
+                for (int32_t k = 0; k < QM_GROUP; k++) qm[r][k] += qv * mut[i][k];
+            }
+        for (int32_t r = 0; r < nr; r++)
+            for (int32_t k = 0; k < QM_GROUP; k++)
+                s->qmc[(size_t)k * (size_t)R + (size_t)(r0 + r)] = a->scale * (float)qm[r][k];
     }
+    s->qmc_blk0 = blk;
+    s->qmc_n = nb;
+    memcpy(s->qm, s->qmc, (size_t)R * sizeof(float));
 }
 
 /* Global query row (token i, head kvh*G + g). */
@@ -418,6 +451,7 @@ static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i
         s->qs[r] = a->qk_scale[qr];
     }
     s->qm_blk = -1;
+    s->qmc_n = 0;
     /* The coded run of the first query, clipped to [j0, end). */
     int32_t ca, cb;
     coded_run(a, p_first, &ca, &cb);
