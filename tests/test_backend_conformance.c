@@ -312,11 +312,12 @@ typedef struct mm_shape {
     int64_t n_in, n_out, cols;
 } mm_shape;
 
-/* The decode path (one column) gives the bits of the dot tiles (a few
- * columns), the general kernels its comments say it is a faster form of:
- * the backend alone, on random data, column 0 of a 4-column product against
- * the same column alone. (The prefill GEMMs, from 16 columns on, round in
- * their own order, which the error bounds cover.) */
+/* The decode path (one column) gives the bits of a few-column product (the
+ * dot tiles, or for float weights the prefill GEMM, which sums in the
+ * decode order), the general kernels its comments say it is a faster form
+ * of: the backend alone, on random data, column 0 of a 4-column product
+ * against the same column alone. (The integer prefill GEMMs, from 16
+ * columns on, round in their own order, which the error bounds cover.) */
 static void check_batch_independence(const be_case *b, tq_device *dev, tq_type type) {
     const int64_t blk = tq_type_get(type)->block_elems, n_in = blk == 256 ? 1024 : 1056, n_out = 29;
     const int64_t widths[] = {1, 4};

@@ -801,8 +801,8 @@ static int64_t float_col_block(int64_t n_in) {
     return cb < FLOAT_MIN_COLS ? FLOAT_MIN_COLS : cb;
 }
 
-/* The thread's buffer: FR weight rows widened to f32 (f32 weights leave it
- * unused: their rows are read in place). */
+/* The thread's buffer of f16 and bf16 weights: FR weight rows widened to
+ * f32 (f32 weights have none: their rows are read in place). */
 static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR * (size_t)n_in * sizeof(float); }
 
 /* Rows [r, r + nr) of w as f32 rows of n_in at buf (f32 weights: their own
@@ -854,7 +854,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
  * row-interleaved integer tiles (groups of 8 rows) pay for their unpacking
  * from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
-    {TQ_TYPE_F32, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_F32, FC, FR, NULL, gemm_float},
     {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
     {TQ_TYPE_BF16, FC, FR, gemm_float_buf_bytes, gemm_float},
     {TQ_TYPE_Q4_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},

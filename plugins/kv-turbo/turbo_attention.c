@@ -71,11 +71,11 @@ typedef struct att_scratch {
     float *acc_rot;       /* [R][d] values of tq rows, rotated domain      */
     float *acc_p;         /* [R][r] one step's projected values (stride r) */
     float *row;           /* [d]                                           */
-    float *qs, *qm;       /* [R] score scale and offset of coded keys      */
+    float *qs;            /* [R] score scale of coded keys                 */
     float *m, *l, *mx;    /* [R] running max, sum of exp, chunk max        */
     float *t1, *t2;       /* [R] per-key temporaries                       */
-    float *qmc;           /* [QM_GROUP][R] qm of blocks qmc_blk0 ...       */
-    int32_t qm_blk;       /* key-mean block whose scale * q.mu is in qm    */
+    float *qmc;           /* [QM_GROUP][R] score offsets of coded keys
+                             (scale * q.mu) of blocks qmc_blk0 ...        */
     int32_t qmc_blk0, qmc_n; /* the blocks qmc holds (qmc_n 0: none)       */
 } att_scratch;
 
@@ -102,7 +102,7 @@ static att_scratch scratch_at(uintptr_t base, int32_t G, int32_t n_kv, int32_t d
     s.acc_rot = carve(&p, R * D, sizeof(float));
     s.acc_p = carve(&p, R * D, sizeof(float));
     s.row = carve(&p, D, sizeof(float));
-    float **small[] = {&s.qs, &s.qm, &s.m, &s.l, &s.mx, &s.t1, &s.t2};
+    float **small[] = {&s.qs, &s.m, &s.l, &s.mx, &s.t1, &s.t2};
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) *small[i] = carve(&p, R, sizeof(float));
     s.qmc = carve(&p, QM_GROUP * R, sizeof(float));
     if (bytes) *bytes = (size_t)(p - base);
@@ -141,9 +141,9 @@ static void prep_worker(void *user, int ith, int nth) {
     }
 }
 
-/* s->qm[r] = scale * q_r . mu_blk for the R rows of the block: the key
- * mean of block blk added back to coded scores (0 without centering).
- * Kept while the block stays the same. Each row's sum runs in double over
+/* The R score offsets scale * q_r . mu_blk of the block's rows: the key
+ * mean of block blk added back to coded scores (0 without centering), in
+ * s->qmc, valid until the next call. Each row's sum runs in double over
  * i in order. The order is fixed on purpose: the quantized model amplifies
  * last-bit differences here into perplexity moves of about 0.1% over a
  * few chunks (see docs/kv-turbo.md), so this stays the same sum. What runs
@@ -152,20 +152,17 @@ static void prep_worker(void *user, int ith, int nth) {
  * ascending order (kept in s->qmc). One block at a time, a decode step's 4
  * rows were 4 chains of d dependent adds per 128 keys, 5-7% of the coded
  * attention at 32K (session 8 profile). */
-static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
-    if (s->qm_blk == blk) return;
-    s->qm_blk = blk;
-    if (blk >= s->qmc_blk0 && blk < s->qmc_blk0 + s->qmc_n) {
-        memcpy(s->qm, s->qmc + (size_t)(blk - s->qmc_blk0) * (size_t)R, (size_t)R * sizeof(float));
-        return;
-    }
+static const float *set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int32_t blk) {
+    if (blk >= s->qmc_blk0 && blk < s->qmc_blk0 + s->qmc_n)
+        return s->qmc + (size_t)(blk - s->qmc_blk0) * (size_t)R;
     const tq_kv_cache *c = a->c;
     const int32_t d = c->p.head_dim;
     float mu[QM_GROUP][TURBO_MAX_DIM];
+    s->qmc_blk0 = blk;
     if (!turbo_kmean_load(c, a->layer, kvh, blk, mu[0])) {
-        for (int32_t r = 0; r < R; r++) s->qm[r] = 0.0f;
-        s->qmc_n = 0;
-        return;
+        for (int32_t r = 0; r < R; r++) s->qmc[r] = 0.0f;
+        s->qmc_n = 1;
+        return s->qmc;
     }
     const int32_t nb = c->n_kblk - blk < QM_GROUP ? c->n_kblk - blk : QM_GROUP;
     for (int32_t k = 1; k < QM_GROUP; k++)
@@ -190,9 +187,8 @@ static void set_qm(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t R, int
             for (int32_t k = 0; k < QM_GROUP; k++)
                 s->qmc[(size_t)k * (size_t)R + (size_t)(r0 + r)] = a->scale * (float)qm[r][k];
     }
-    s->qmc_blk0 = blk;
     s->qmc_n = nb;
-    memcpy(s->qm, s->qmc, (size_t)R * sizeof(float));
+    return s->qmc;
 }
 
 /* Global query row (token i, head kvh*G + g). */
@@ -240,11 +236,11 @@ static void attend_coded(const att_ctx *a, att_scratch *s, int32_t kvh, int32_t 
             const int32_t blk_end = (c0 / c->kblk + 1) * c->kblk;
             if (n > blk_end - c0) n = blk_end - c0;
         }
-        set_qm(a, s, kvh, R, turbo_kblock(c, c0));
+        const float *qm = set_qm(a, s, kvh, R, turbo_kblock(c, c0));
         const uint8_t *krows = turbo_code_row(c, ks, a->layer, kvh, c0);
         const uint8_t *vrows = turbo_code_row(c, vs, a->layer, kvh, c0);
         memcpy(s->mx, s->m, (size_t)R * sizeof(float));
-        ks->kern->k_scores(krows, ks->codec.row_bytes, n, d, ks->codec.lut16, s->q16, s->qs, s->qm,
+        ks->kern->k_scores(krows, ks->codec.row_bytes, n, d, ks->codec.lut16, s->q16, s->qs, qm,
                            R, s->sc, CHUNK, s->mx);
         for (int32_t r = 0; r < R; r++) raise_max(s, r, d, s->mx[r]);
         vk->softmax_w(s->sc, CHUNK, n, R, s->m, vrows, vs->codec.row_bytes, v_unit, s->l,
@@ -278,9 +274,9 @@ static void key_scores(const att_ctx *a, att_scratch *s, int32_t i0, int32_t kvh
     if (any_code) {
         const uint8_t *row = turbo_code_row(c, ks, a->layer, kvh, j);
         if (ks->codec.kind == TURBO_TQ) {
-            set_qm(a, s, kvh, R, turbo_kblock(c, j));
+            const float *qm = set_qm(a, s, kvh, R, turbo_kblock(c, j));
             for (int32_t r = 0; r < R; r++) s->mx[r] = -INFINITY;
-            ks->kern->k_scores(row, ks->codec.row_bytes, 1, d, ks->codec.lut16, s->q16, s->qs, s->qm,
+            ks->kern->k_scores(row, ks->codec.row_bytes, 1, d, ks->codec.lut16, s->q16, s->qs, qm,
                                R, s->t1, 1, s->mx);
         } else if (ks->codec.kind == TURBO_F16) {
             a->kf->f16_dot((const uint16_t *)(const void *)row, d, s->qf, R, s->t1);
@@ -450,7 +446,6 @@ static void attend_block(const att_ctx *a, att_scratch *s, int32_t i0, int32_t i
         memcpy(s->q16 + (size_t)r * (size_t)d, a->q16 + qr * (size_t)d, (size_t)d * sizeof(int16_t));
         s->qs[r] = a->qk_scale[qr];
     }
-    s->qm_blk = -1;
     s->qmc_n = 0;
     /* The coded run of the first query, clipped to [j0, end). */
     int32_t ca, cb;
