@@ -1082,6 +1082,24 @@ START_TEST(attention_matches_dequantized) {
 }
 END_TEST
 
+/* A decode over 1026 keys splits them in more parts (4, with
+ * turbo_attention.c's KEY_PART_MIN of 256) than the host has
+ * threads (3), which the threads take from a counter: the merged parts
+ * still match dequantize-then-attend, the coded run and the key-by-key
+ * path (window, f16 keys) alike. */
+START_TEST(attention_key_parts) {
+    static const char *const fmts[][2] = {{"tq4", "tq4"}, {"f16", "tq3"}};
+    for (int f = 0; f < 2; f++) {
+        int checked = 0;
+        const double e = attention_case_n(fmts[f][0], fmts[f][1], 128, 16, 1000, &checked);
+        printf("attention %s/%s d=128, 1026 keys in 4 parts: rel L2 vs dequantize-then-attend %.5f\n",
+               fmts[f][0], fmts[f][1], e);
+        ck_assert_msg(e <= 0.01, "%s/%s: rel L2 %.5f", fmts[f][0], fmts[f][1], e);
+        ck_assert_int_eq(checked, 6);
+    }
+}
+END_TEST
+
 /* V projection (tq3/tq2 values, first batch of >= 2 d values past the
  * sinks): the compressed-domain attention still matches dequantize-then-
  * attend, and on values of low rank the projected rows keep 4-bit quality
@@ -1631,6 +1649,7 @@ int main(void) {
     suite_add_tcase(s, kern);
     TCase *cache = tcase_create("cache");
     tcase_add_test(cache, attention_matches_dequantized);
+    tcase_add_test(cache, attention_key_parts);
     tcase_add_test(cache, attention_f16_is_exact);
     tcase_add_test(cache, v_projection);
     tcase_add_test(cache, k_balance);

@@ -22,10 +22,13 @@
  *     reads the f16 copy or the codes as the window rules say, and its
  *     softmax terms merge into the same running max and sums.
  * Work is split over threads along tokens: over query tokens (balanced by
- * causal length) for batches, over key positions with a log-sum-exp merge
- * of the partial results when there are fewer queries than threads
- * (decode). Kernels are picked once per cache from the CPU's features. */
+ * causal length) for batches; when there are fewer queries than threads
+ * (decode), over key positions, in parts of equal cost per KV head that the
+ * threads take from a shared counter, with a log-sum-exp merge of the
+ * parts' results. Kernels are picked once per cache from the CPU's
+ * features. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,8 +58,10 @@ typedef struct att_ctx {
     float *qk_scale;      /* [n_tok][n_head] scale * sq * lut_unit          */
     char *thread_mem;     /* per thread: thread_stride bytes                */
     size_t thread_stride;
-    float *part;          /* key-split partials [nth][n_tok][n_head][2+2d]  */
+    float *part;          /* key-split partials [n_parts][n_tok][n_head][2+2d] */
     int split_keys;
+    int32_t n_parts;      /* key parts per KV head when split_keys          */
+    atomic_int next_task; /* key-split tasks (KV head, part) taken so far   */
 } att_ctx;
 
 /* One thread's scratch, carved from thread_mem; R = QBLOCK * G rows. */
@@ -493,23 +498,28 @@ static int32_t token_bound(const att_ctx *a, int part, int nth) {
     return lo;
 }
 
-/* Key positions [lo, hi) of thread ith when keys are split (decode),
- * balanced by cost: a key outside the coded run (sinks, f16 window, any key
+/* Key positions [lo, hi) of part `part` of n_parts when keys are split
+ * (decode), balanced by cost: a key outside the coded run (sinks, f16 window, any key
  * of a non-tq format) goes through the key-by-key path and costs about
  * KEY_COST coded keys (from a profile of decode at 4K, d = 128, G = 4,
  * AVX2: the 132 f16 keys took 7% of the samples, the 3964 coded 48%). */
 #define KEY_COST 4.5
+
+/* Key-split parts: at most KEY_PARTS_PER_THREAD per thread and KV head,
+ * each of at least KEY_PART_MIN keys. */
+#define KEY_PARTS_PER_THREAD 8
+#define KEY_PART_MIN 256
 
 static double key_cost(int32_t j, int32_t ca, int32_t cb) {
     const int32_t coded = j < ca ? 0 : (j < cb ? j - ca : cb - ca);
     return (double)coded + KEY_COST * (double)(j - coded);
 }
 
-static int32_t key_bound(const att_ctx *a, int part, int nth) {
-    if (part >= nth) return a->n_kv;
+static int32_t key_bound(const att_ctx *a, int part, int n_parts) {
+    if (part >= n_parts) return a->n_kv;
     int32_t ca, cb;
     coded_run(a, a->pos0, &ca, &cb);
-    const double target = key_cost(a->n_kv, ca, cb) * part / nth;
+    const double target = key_cost(a->n_kv, ca, cb) * part / n_parts;
     int32_t lo = 0, hi = a->n_kv; /* smallest j with key_cost(j) >= target */
     while (lo < hi) {
         const int32_t mid = lo + (hi - lo) / 2;
@@ -538,14 +548,21 @@ static void att_worker(void *user, int ith, int nth) {
         }
         return;
     }
-    const int32_t j0 = key_bound(a, ith, nth), j1 = key_bound(a, ith + 1, nth);
+    /* Key split: a task is one part of one KV head's keys. Parts of fixed
+     * bounds taken from a counter (not one range per thread) keep both
+     * threads busy to the end when the VM slows one of them: about 6% of
+     * a 32K decode's attention was one thread waiting (session 8); the
+     * results depend on n_parts only, never on who took what. */
     const size_t stride = 2 + 2 * (size_t)d, rows = (size_t)a->n_tok * (size_t)a->n_head;
-    for (int32_t i0 = 0; i0 < a->n_tok; i0 += QBLOCK) {
-        const int32_t i1 = i0 + QBLOCK < a->n_tok ? i0 + QBLOCK : a->n_tok;
-        for (int32_t kvh = 0; kvh < H; kvh++) {
+    for (int task; (task = atomic_fetch_add_explicit(&a->next_task, 1, memory_order_relaxed)) <
+                   H * a->n_parts;) {
+        const int32_t part = task / H, kvh = task % H;
+        const int32_t j0 = key_bound(a, part, a->n_parts), j1 = key_bound(a, part + 1, a->n_parts);
+        for (int32_t i0 = 0; i0 < a->n_tok; i0 += QBLOCK) {
+            const int32_t i1 = i0 + QBLOCK < a->n_tok ? i0 + QBLOCK : a->n_tok;
             attend_block(a, &s, i0, i1, kvh, j0, j1);
             for (int32_t r = 0; r < (i1 - i0) * G; r++) {
-                float *pp = a->part + ((size_t)ith * rows + qrow(a, i0 + r / G, kvh, r % G)) * stride;
+                float *pp = a->part + ((size_t)part * rows + qrow(a, i0 + r / G, kvh, r % G)) * stride;
                 pp[0] = s.m[r];
                 pp[1] = s.l[r];
                 memcpy(pp + 2, s.acc_raw + (size_t)r * (size_t)d, (size_t)d * sizeof(float));
@@ -556,19 +573,19 @@ static void att_worker(void *user, int ith, int nth) {
 }
 
 /* Log-sum-exp merge of the key-split partials, then finish. [main] */
-static void merge_parts(att_ctx *a, int nth) {
+static void merge_parts(att_ctx *a, int n_parts) {
     const int32_t d = a->c->p.head_dim;
     const size_t stride = 2 + 2 * (size_t)d, rows = (size_t)a->n_tok * (size_t)a->n_head;
-    float *acc = a->part + (size_t)nth * rows * stride; /* 2d floats after the partials */
+    float *acc = a->part + (size_t)n_parts * rows * stride; /* 2d floats after the partials */
     for (size_t r = 0; r < rows; r++) {
         float M = -INFINITY;
-        for (int t = 0; t < nth; t++) {
+        for (int t = 0; t < n_parts; t++) {
             const float mt = a->part[((size_t)t * rows + r) * stride];
             M = mt > M ? mt : M;
         }
         double L = 0;
         memset(acc, 0, 2 * (size_t)d * sizeof(float));
-        for (int t = 0; t < nth; t++) {
+        for (int t = 0; t < n_parts; t++) {
             const float *pp = a->part + ((size_t)t * rows + r) * stride;
             if (pp[0] == -INFINITY) continue;
             const float w = expf(pp[0] - M);
@@ -612,6 +629,12 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     a.out = out;
     const int nth = host->n_threads > 0 ? host->n_threads : 1;
     a.split_keys = n_tokens < nth;
+    /* Key parts: a few per thread (KEY_PARTS_PER_THREAD) once the context
+     * is long enough that a part has KEY_PART_MIN keys. */
+    a.n_parts = a.n_kv / KEY_PART_MIN;
+    if (a.n_parts > KEY_PARTS_PER_THREAD * nth) a.n_parts = KEY_PARTS_PER_THREAD * nth;
+    if (a.n_parts < nth) a.n_parts = nth;
+    atomic_init(&a.next_task, 0);
 
     /* One allocation: queries, per-thread scratch, partials. */
     const size_t rows = (size_t)n_tokens * (size_t)n_head;
@@ -619,7 +642,7 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
     const size_t qs_bytes = (rows * sizeof(float) + 63) / 64 * 64;
     scratch_at(0, a.G, a.n_kv, d, &a.thread_stride);
     const size_t part_bytes =
-        a.split_keys ? ((size_t)nth * rows + 1) * (2 + 2 * (size_t)d) * sizeof(float) : 0;
+        a.split_keys ? ((size_t)a.n_parts * rows + 1) * (2 + 2 * (size_t)d) * sizeof(float) : 0;
     const size_t need = q16_bytes + qs_bytes + (size_t)nth * a.thread_stride + part_bytes;
     if (need > c->scratch_bytes) {
         host->free(c->scratch);
@@ -642,7 +665,7 @@ tq_status turbo_attention(tq_kv_cache *c, int32_t layer, const float *q, int32_t
 
     if (c->st[0].codec.kind == TURBO_TQ) host->parallel_for(prep_worker, &a);
     host->parallel_for(att_worker, &a);
-    if (a.split_keys) merge_parts(&a, nth);
+    if (a.split_keys) merge_parts(&a, a.n_parts);
     /* This layer's batch has been attended: its f16 rows may enter the ring. */
     if (c->stage_layer == layer) turbo_commit_stage(c);
     return TQ_OK;
