@@ -34,9 +34,16 @@
 
 /* Spin budget before sleeping, in time rather than iterations because a
  * pause instruction costs anything from 10 to 150 cycles depending on the
- * core. Longer than the gap between two ops of one token, much shorter than
- * a pause in generation (the user reading, a new prompt). */
-#define SPIN_NS 100000
+ * core. Longer than the gap between two ops of one token and than the
+ * ragged end of a prefill node (a worker done with its share waits for the
+ * caller's last chunk), much shorter than a pause in generation (the user
+ * reading, a new prompt). 100 us (until session 9) was not: on the 2-vCPU
+ * VM the worker slept about 10 times per tm30m F16 pp512, mostly at the end
+ * of a GEMM, and waking it (a halted vCPU) sometimes cost so much that
+ * whole repetitions ran at one-thread speed (12 of 60 samples below 1700
+ * t/s against 4 of 60 with 1 ms; median of all samples +9.5%, together
+ * with the guided GEMM chunks of cpu_matmul.c). */
+#define SPIN_NS 1000000
 
 typedef struct worker {
     tq_threadpool *tp;
@@ -92,7 +99,10 @@ static int64_t now_ns(void) {
 }
 
 /* Spins until `cond(tp, arg)` holds or the budget is spent; returns whether
- * it holds. */
+ * it holds. Past the first SPIN_PURE_NS the spinner yields between checks:
+ * it stays runnable (its CPU does not go idle, which on a VM makes the
+ * next wake-up slow), but a process that wants the CPU gets it. */
+#define SPIN_PURE_NS 100000
 static int spin_until(int (*cond)(tq_threadpool *, unsigned), tq_threadpool *tp,
                       unsigned arg) {
     if (tp->spin_ns == 0) return cond(tp, arg);
@@ -100,7 +110,11 @@ static int spin_until(int (*cond)(tq_threadpool *, unsigned), tq_threadpool *tp,
     for (unsigned i = 1;; i++) {
         if (cond(tp, arg)) return 1;
         cpu_relax();
-        if (i % 64 == 0 && now_ns() - t0 > tp->spin_ns) return cond(tp, arg);
+        if (i % 64 == 0) {
+            const int64_t t = now_ns() - t0;
+            if (t > tp->spin_ns) return cond(tp, arg);
+            if (t > SPIN_PURE_NS) sched_yield();
+        }
     }
 }
 

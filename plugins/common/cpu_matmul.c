@@ -40,14 +40,18 @@ static int64_t decode_chunk(int64_t n_out, int n_threads) {
     return c < DECODE_CHUNK_MIN ? DECODE_CHUNK_MIN : c > DECODE_CHUNK_MAX ? DECODE_CHUNK_MAX : c;
 }
 
-/* Prefill GEMMs take their rows from the same kind of counter, in chunks of
- * about an eighth of a thread's share (whole row groups of the plugin's
- * GEMM): with one equal share each, the thread that a VM or another process
- * slowed down for a moment made the others wait at the end of every node,
- * about 6% of a tm30m F16 pp512 on two cores (pool instrumentation, session
- * 8). A chunk runs every column over its rows, so the columns are read
- * once per chunk: 8 chunks per thread keep that small next to the
- * arithmetic. */
+/* Prefill GEMMs take their rows from the same kind of counter, in chunks
+ * that shrink as the rows run out (guided scheduling): a chunk is the rows
+ * left over 2 x threads, at most an eighth of a thread's share and at least
+ * one row group of the plugin's GEMM. With one equal share each, the thread
+ * that a VM or another process slowed down for a moment made the others
+ * wait at the end of every node (about 6% of a tm30m F16 pp512 on two
+ * cores, pool instrumentation, session 8); with fixed eighths the last
+ * chunk of a large node still ran about a millisecond (32 rows x 512
+ * columns of ffn_down) while the other thread waited, long enough for its
+ * spin to end and the next node to pay for waking it (session 9: 9 of the
+ * worker's 11 sleeps per tm30m pp512 came after a GEMM). A chunk runs
+ * every column over its rows, so the columns are read once per chunk. */
 static int64_t prefill_chunk(int64_t n_out, int n_threads, int64_t row_align) {
     const int64_t c = n_out / (8 * (int64_t)(n_threads > 0 ? n_threads : 1)) / row_align * row_align;
     return c < row_align ? row_align : c;
@@ -67,7 +71,9 @@ typedef struct mm_task {
     float *dst;
     int64_t n_in, n_out, n_cols;
     atomic_llong *next_row;  /* gemv, gemm: the next chunk of rows to take */
-    int64_t chunk;           /* gemv, gemm: rows per chunk                */
+    int64_t chunk;           /* gemv: rows per chunk; gemm: the most       */
+    int64_t chunk_min;       /* gemm: the least rows per chunk (a row group) */
+    int64_t guide;           /* gemm: rows left / guide = the next chunk   */
 } mm_task;
 
 static const cpu_mm_gemm *gemm_of(const cpu_kernels *k, tq_type t, int64_t n_cols) {
@@ -87,6 +93,21 @@ static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
     *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, t->chunk, memory_order_relaxed);
     if (*lo >= t->n_out) return 0;
     *hi = *lo + t->chunk < t->n_out ? *lo + t->chunk : t->n_out;
+    return 1;
+}
+
+/* The same for prefill rows, in guided chunks (prefill_chunk). */
+static int next_gemm_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
+    long long at = atomic_load_explicit(t->next_row, memory_order_relaxed);
+    int64_t c;
+    do {
+        if (at >= t->n_out) return 0;
+        c = (t->n_out - at) / t->guide / t->chunk_min * t->chunk_min;
+        c = c < t->chunk_min ? t->chunk_min : c > t->chunk ? t->chunk : c;
+    } while (!atomic_compare_exchange_weak_explicit(t->next_row, &at, at + c, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    *lo = at;
+    *hi = at + c < t->n_out ? at + c : t->n_out;
     return 1;
 }
 
@@ -168,7 +189,7 @@ static void gemm_worker(void *user, int ith, int nth) {
     (void)nth;
     const mm_task *t = user;
     int64_t lo, hi;
-    while (next_chunk(t, &lo, &hi))
+    while (next_gemm_chunk(t, &lo, &hi))
         t->gemm->run(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out,
                      t->work + (size_t)ith * t->work_stride);
 }
@@ -211,6 +232,8 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.next_row = &next_row;
     t.chunk = t.gemm ? prefill_chunk(t.n_out, dev->host->n_threads, t.gemm->row_align)
                      : decode_chunk(t.n_out, dev->host->n_threads);
+    t.chunk_min = t.gemm ? t.gemm->row_align : t.chunk;
+    t.guide = 2 * (int64_t)(dev->host->n_threads > 0 ? dev->host->n_threads : 1);
     /* One column is cheaper to encode here than to hand to the pool. */
     if (t.n_cols == 1)
         encode_column(&t, 0);
