@@ -40,9 +40,9 @@
  * reading, a new prompt). 100 us (until session 9) was not: on the 2-vCPU
  * VM the worker slept about 10 times per tm30m F16 pp512, mostly at the end
  * of a GEMM, and waking it (a halted vCPU) sometimes cost so much that
- * whole repetitions ran at one-thread speed (12 of 60 samples below 1700
- * t/s against 4 of 60 with 1 ms; median of all samples +9.5%, together
- * with the guided GEMM chunks of cpu_matmul.c). */
+ * whole repetitions ran at one-thread speed: with 1 ms (spin_until) and the
+ * guided GEMM chunks of cpu_matmul.c, 0 of 60 samples fell below 1700 t/s
+ * against 6 of 60 (12 alternating rounds, round medians 1.058x). */
 #define SPIN_NS 1000000
 
 typedef struct worker {
