@@ -131,8 +131,9 @@ static tq_status kv_append(tq_kv_cache *c, int32_t layer, int32_t pos, int32_t n
                             pos + n - 1, layer, c->p.max_tokens);
     append_task a = {c, layer, pos, n, k, v};
     /* A prompt's rows in parallel: converting them on one thread left the
-     * other cores idle for about 3% of a tm30m pp512. */
-    if ((int64_t)n * c->p.n_kv_heads >= APPEND_PARALLEL_ROWS && c->host->n_threads > 1)
+     * other cores idle for about 3% of a tm30m pp512 (a one-thread host
+     * runs the task on the caller). */
+    if ((int64_t)n * c->p.n_kv_heads >= APPEND_PARALLEL_ROWS)
         c->host->parallel_for(append_worker, &a);
     else
         append_worker(&a, 0, 1);

@@ -50,7 +50,7 @@ static void load_row(const cpu_kernels *k, const char *p, tq_type type, int64_t 
  * so that neither is one long dependency chain: the scalar loops took
  * about 2% of a tm30m F16 pp512 (session 9 profile). */
 static void softmax(const cpu_kernels *k, float *sc, int64_t n, float scale) {
-    if (!(scale > 0)) { /* (no attention scale here is; kept exact anyway) */
+    if (!(scale > 0)) { /* attention scales are positive; any other is applied first, exactly */
         for (int64_t j = 0; j < n; j++) sc[j] *= scale;
         scale = 1.0f;
     }

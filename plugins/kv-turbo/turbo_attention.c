@@ -43,6 +43,11 @@
 /* Query tokens handled together: each cached row is decoded once per
  * block and KV head, then dotted with every query row of the block. */
 #define QBLOCK 8
+/* Key-split parts (decode): at most KEY_PARTS_PER_THREAD per thread and
+ * KV head, each of at least KEY_PART_MIN keys. */
+#define KEY_PARTS_PER_THREAD 8
+#define KEY_PART_MIN 256
+
 /* Keys per step of the coded run: scores, weights and tile scales of one
  * chunk stay in L1. A multiple of TURBO_V_TILE. */
 #define CHUNK 256
@@ -499,16 +504,12 @@ static int32_t token_bound(const att_ctx *a, int part, int nth) {
 }
 
 /* Key positions [lo, hi) of part `part` of n_parts when keys are split
- * (decode), balanced by cost: a key outside the coded run (sinks, f16 window, any key
- * of a non-tq format) goes through the key-by-key path and costs about
- * KEY_COST coded keys (from a profile of decode at 4K, d = 128, G = 4,
- * AVX2: the 132 f16 keys took 7% of the samples, the 3964 coded 48%). */
+ * (decode), balanced by cost: a key outside the coded run (sinks, f16
+ * window, any key of a non-tq format) goes through the key-by-key path and
+ * costs about KEY_COST coded keys (from a profile of decode at 4K, d = 128,
+ * G = 4, AVX2: the 132 f16 keys took 7% of the samples, the 3964 coded
+ * 48%). */
 #define KEY_COST 4.5
-
-/* Key-split parts: at most KEY_PARTS_PER_THREAD per thread and KV head,
- * each of at least KEY_PART_MIN keys. */
-#define KEY_PARTS_PER_THREAD 8
-#define KEY_PART_MIN 256
 
 static double key_cost(int32_t j, int32_t ca, int32_t cb) {
     const int32_t coded = j < ca ? 0 : (j < cb ? j - ca : cb - ca);
