@@ -173,11 +173,13 @@ int tq_golden_check(const tq_golden_case *c) {
     ck_assert_msg(tq_session_decode(s, ids, n, 0, NULL, n, logits, &err) == TQ_OK, "%s", err.message);
     double worst = 0;
     int compared = 0;
+    const int verbose = getenv("TQ_GOLDEN_VERBOSE") != NULL; /* every row's error */
     for (int32_t i = 0; i < n; i++) {
         char label[16];
         snprintf(label, sizeof label, "p%d", i);
         double e = compare_row(&g, label, logits + (size_t)i * (size_t)V);
         if (e < 0) continue;
+        if (verbose) printf("%s %s %.3e\n", c->golden, label, e);
         ck_assert_msg(e <= 2e-3, "%s: row %s differs by %.3g x max|logit|", c->golden, label, e);
         worst = fmax(worst, e);
         compared++;
@@ -204,6 +206,7 @@ int tq_golden_check(const tq_golden_case *c) {
                       "%s", err.message);
         double e = compare_row(&g, label, last);
         if (e >= 0) {
+            if (verbose) printf("%s %s %.3e\n", c->golden, label, e);
             ck_assert_msg(e <= 2e-3, "%s: row %s differs by %.3g x max|logit|", c->golden, label, e);
             worst = fmax(worst, e);
             compared++;

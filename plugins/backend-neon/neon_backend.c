@@ -24,6 +24,8 @@ static const cpu_kernels neon_kernels = {
     .att_head_align = NEON_ATT_ALIGN,
     .dot = neon_dot,
     .axpy = neon_axpy,
+    .f16_round_row = neon_f16_round_row,
+    .att_vacc16 = neon_att_vacc16,
 };
 
 /* Every op and weight type of cpu_caps: the kernels above cover them. */
@@ -35,6 +37,8 @@ static const cpu_test_iface neon_test = {
     .quantize_q8_0 = neon_quantize_q8_0,
     .quantize_q8_1 = neon_quantize_q8_1,
     .quantize_q8_K = neon_quantize_q8_K,
+    .f16_round_row = neon_f16_round_row,
+    .att_vacc16 = neon_att_vacc16,
 };
 
 /* ---- entry ---------------------------------------------------------------------- */

@@ -45,6 +45,10 @@ double neon_sum_squares(const float *x, int64_t n);
 void neon_rope_rows(const float *src, float *out, const float *cs, int64_t n_rot, int neox);
 float neon_dot(const float *a, const float *b, int64_t n);
 void neon_axpy(float *y, float p, const float *x, int64_t n);
+/* cpu_kernels.f16_round_row and att_vacc16 (llama.cpp's f16 accumulation). */
+void neon_f16_round_row(const float *x, float *y, int64_t n);
+void neon_att_vacc16(const char *v, size_t stride, const float *const *w, const float *const *ms, const uint8_t *ev,
+                     int np, int64_t n_keys, int64_t n, float *const *acc);
 
 /* ---- activation encoders (neon_quant.c) ------------------------------------ */
 
@@ -69,11 +73,13 @@ NEON_INLINE uint16_t neon_f32_to_f16(float f) {
     return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0);
 }
 
-/* Float sums follow the x86 backend's AVX2 order exactly: an 8-lane
- * __m256 accumulator is a pair of NEON vectors (lanes 0-3, 4-7), FMA for
- * FMA, and horizontal sums as x86_hsum forms them. Float-weight matmuls,
- * attention and rms_norm then give the x86 backend's results bit for bit,
- * so the golden margins measured there hold on ARM too. */
+/* Float sums follow the x86 backend's AVX2 order: an 8-lane __m256
+ * accumulator is a pair of NEON vectors (lanes 0-3, 4-7), FMA for FMA, and
+ * horizontal sums as x86_hsum forms them. Float-weight matmuls in the order
+ * of x86's dot_float (two chains), attention and rms_norm then give the x86
+ * backend's results bit for bit; x86's prefill tile (one chain since
+ * session 10) has no NEON twin yet, so float prefill differs from x86 in
+ * summation order there (the golden tests hold both to the same bound). */
 
 /* x86_hsum of the 8 lanes (lo, hi): (l0+l4) + (l2+l6) + ((l1+l5) + (l3+l7)). */
 NEON_INLINE float neon_hsum8(float32x4_t lo, float32x4_t hi) {

@@ -85,3 +85,31 @@ float neon_dot(const float *a, const float *b, int64_t n) {
 void neon_axpy(float *y, float p, const float *x, int64_t n) {
     for (int64_t d = 0; d < n; d += 4) vst1q_f32(y + d, vfmaq_n_f32(vld1q_f32(y + d), vld1q_f32(x + d), p));
 }
+
+/* ---- llama.cpp's f16 accumulation (cpu_kernels.att_vacc16) ---------------- */
+
+/* Every lane rounded to f16 by FCVTN (nearest even, as F16C on x86) and back. */
+NEON_INLINE float32x4_t round_f16(float32x4_t x) { return vcvt_f32_f16(vcvt_f16_f32(x)); }
+
+void neon_f16_round_row(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, round_f16(vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] = neon_f16_to_f32(neon_f32_to_f16(x[i]));
+}
+
+/* One query vector at a time, 4 dims at a time: the x86 kernel's
+ * operations (multiply, fused multiply-add, each rounded to f16) per lane. */
+void neon_att_vacc16(const char *v, size_t stride, const float *const *w, const float *const *ms, const uint8_t *ev,
+                     int np, int64_t n_keys, int64_t n, float *const *acc) {
+    for (int k = 0; k < np; k++)
+        for (int64_t d = 0; d < n; d += 4) {
+            float32x4_t a = vld1q_f32(acc[k] + d);
+            const char *vr = v;
+            for (int64_t j = 0; j < n_keys; j++, vr += stride) {
+                if (ev[j] >> k & 1) a = round_f16(vmulq_n_f32(a, ms[k][j]));
+                const float32x4_t vv = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)vr + d)));
+                a = round_f16(vfmaq_n_f32(a, vv, w[k][j]));
+            }
+            vst1q_f32(acc[k] + d, a);
+        }
+}

@@ -31,6 +31,8 @@ static const cpu_kernels x86_kernels = {
     .att_dots = x86_att_dots,
     .att_vsum = x86_att_vsum,
     .expf_row = x86_expf_row,
+    .f16_round_row = x86_f16_round_row,
+    .att_vacc16 = x86_att_vacc16,
 };
 
 /* Every op and weight type of cpu_caps: the kernels above cover them. */
@@ -43,6 +45,8 @@ static const cpu_test_iface x86_test = {
     .quantize_q8_1 = x86_quantize_q8_1,
     .quantize_q8_K = x86_quantize_q8_K,
     .expf_row = x86_expf_row,
+    .f16_round_row = x86_f16_round_row,
+    .att_vacc16 = x86_att_vacc16,
 };
 
 /* ---- entry ---------------------------------------------------------------------- */

@@ -69,6 +69,10 @@ void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *const
                   int64_t n, float *const *out);
 /* y[i] = expf(x[i]), the C library's result bit for bit (x86_expf.c). */
 void x86_expf_row(const float *x, float *y, int64_t n);
+/* cpu_kernels.f16_round_row and att_vacc16 (llama.cpp's f16 accumulation). */
+void x86_f16_round_row(const float *x, float *y, int64_t n);
+void x86_att_vacc16(const char *v, size_t stride, const float *const *w, const float *const *ms, const uint8_t *ev,
+                    int np, int64_t n_keys, int64_t n, float *const *acc);
 
 /* ---- activation encoders (x86_quant.c) ----------------------------------- */
 

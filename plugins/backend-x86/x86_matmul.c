@@ -128,10 +128,8 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * column vectors of a step fit the 16 AVX2 registers, and each weight
  * vector is loaded once for its 3 FMAs, so a step does 12 FMAs for 3
  * conversions (3 x 4 did 4; 4 x 3 was 5% faster on tm30m F16 pp512 at one
- * thread, 6 alternating rounds, session 8). The two FMA chains of dot_float
- * (even and odd groups of 8) are computed in two passes, each chain with
- * exactly dot_float's sequence of operations, and combined as there: the
- * results are bit-identical to dot_float's whatever the tile.
+ * thread, 6 alternating rounds, session 8). Each output is one FMA chain
+ * (dot_float, for decoding and small batches, keeps two: see below).
  *
  * The weights are widened to f32 once per row group and column block
  * (widen_rows, into the thread's buffer: 4 rows of ffn_down's 1536 are
@@ -148,28 +146,36 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * GFLOPS on one core against 77-85 for this tile, the packing eating what
  * the micro-kernel saved; a 3 x 2 tile doing both chains in one pass: 64
  * against 77. Session 8, not kept: column blocks of 512 KB instead of 256
- * (slower in 5 of 6 alternating rounds); one FMA chain per output in one
- * pass (tinyBLAS's order, dot_float changed to match): 6.8% faster at one
- * thread (6 of 6 rounds), but the llama golden long2048 case (a 1472-token
- * prompt past tm30m's trained context, the most rounding-sensitive one)
- * then differs from llama.cpp by 2.5e-3 x max|logit| in its first decode
- * row, over the 2e-3 the ref backend is held to (1.8e-3 with two chains),
- * also with the one-chain order in the prefill tiles alone. */
+ * (slower in 5 of 6 alternating rounds). Until session 10 this tile summed
+ * each output in dot_float's two chains (even and odd groups of 8), in two
+ * passes; one chain in one pass was 6.8% faster at one thread (session 8)
+ * and 1.03x at two (pp512, 12 alternating rounds, session 10), but it
+ * moved the llama golden long2048 case's first decode row to 2.5e-3 x
+ * max|logit|, over the 2e-3 tolerance, until the attention of one-token
+ * batches followed llama.cpp's f16 accumulation (cpu_attention.c). dot_float
+ * keeps its two chains: decoding reads one row at a time as one stream, and
+ * one chain per row there waits on the FMA latency (tm30m F16 tg128 0.6-0.8x;
+ * 4 rows at a time, 4 streams, were no better), so a column's sums now
+ * depend on whether it is decoded alone (or in a small batch) or in a
+ * prefill batch that takes this tile. */
 #define FR 4
 #define FC 3
 #define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
 #define FLOAT_MIN_COLS 64            /* the least columns per column block */
 
-/* One chain: groups of 8 at start, start + 16, ... below n16, then (even
- * chain only) the one group of 8 dot_float's tail loop adds. */
-X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, const int nr,
-                           const void *const *a, const int nc, __m256 acc[FR][FC], const int T) {
-    const int64_t n16 = n / 16 * 16;
+/* out[c * ld + r] for nr x nc weight rows w (f32: widened by the caller)
+ * and columns a of type T (ld: the output's column stride, so the sums go
+ * straight to dst): one 8-lane FMA chain per output over the groups of 8,
+ * then x86_hsum (tinyBLAS's order on AVX2), whatever the tile. */
+X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const void *const *a,
+                           const int nc, float *out, size_t ld, const int T) {
+    __m256 acc[FR][FC];
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t i = start; i < n16; i += 16) {
+    const int64_t n8 = n / 8 * 8;
+    for (int64_t i = 0; i < n8; i += 8) {
         __m256 av[FC];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++) av[c] = load_w8(a[c], i, T);
@@ -180,27 +186,10 @@ X86_INLINE void tile_chain(int64_t n, int64_t start, const float *const *w, cons
             for (int c = 0; c < nc; c++) acc[r][c] = _mm256_fmadd_ps(wv, av[c], acc[r][c]);
         }
     }
-    if (start == 0 && n16 + 8 <= n)
-        _Pragma("GCC unroll 4")
-        for (int r = 0; r < nr; r++)
-            _Pragma("GCC unroll 4")
-            for (int c = 0; c < nc; c++)
-                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r] + n16), load_w8(a[c], n16, T), acc[r][c]);
-}
-
-/* out[c * ld + r] for nr x nc weight rows w (f32: widened by the caller)
- * and columns a of type T (ld: the output's column stride, so the sums go
- * straight to dst). */
-X86_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const void *const *a,
-                           const int nc, float *out, size_t ld, const int T) {
-    __m256 even[FR][FC], odd[FR][FC];
-    tile_chain(n, 0, w, nr, a, nc, even, T);
-    tile_chain(n, 8, w, nr, a, nc, odd, T);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < nr; r++)
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < nc; c++) out[c * ld + r] = x86_hsum(_mm256_add_ps(even[r][c], odd[r][c]));
-    const int64_t n8 = n / 8 * 8;
+        for (int c = 0; c < nc; c++) out[c * ld + r] = x86_hsum(acc[r][c]);
     for (int64_t i = n8; i < n; i++)
         _Pragma("GCC unroll 4")
         for (int r = 0; r < nr; r++) {
@@ -850,13 +839,15 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
     }
 }
 
-/* Prefill: float tiles pay off once a tile's rows meet a few columns; the
+/* Prefill: the float tiles sum in one chain, not in dot_float's two, so
+ * they start where the integer ones do (a batch of a few columns gives each
+ * column the bits it gets alone, as the conformance test checks); the
  * row-interleaved integer tiles (groups of 8 rows) pay for their unpacking
  * from I8_MIN_COLS columns on. */
 const cpu_mm_gemm x86_gemms[X86_N_GEMMS] = {
-    {TQ_TYPE_F32, FC, FR, NULL, gemm_float},
-    {TQ_TYPE_F16, FC, FR, gemm_float_buf_bytes, gemm_float},
-    {TQ_TYPE_BF16, FC, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_F32, I8_MIN_COLS, FR, NULL, gemm_float},
+    {TQ_TYPE_F16, I8_MIN_COLS, FR, gemm_float_buf_bytes, gemm_float},
+    {TQ_TYPE_BF16, I8_MIN_COLS, FR, gemm_float_buf_bytes, gemm_float},
     {TQ_TYPE_Q4_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q5_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},
     {TQ_TYPE_Q8_0, I8_MIN_COLS, 8, x86_gemm_i8_buf_bytes, x86_gemm_i8},

@@ -214,3 +214,70 @@ void x86_att_vsum(const char *v, size_t stride, tq_type type, const float *const
             for (int m = 0; m < nk; m++) vsum_8(v, stride, type, p[k + m], n_keys[k + m], d, out[k + m]);
     }
 }
+
+/* ---- llama.cpp's f16 accumulation (cpu_kernels.att_vacc16) ---------------- */
+
+/* Every lane rounded to f16 (nearest even, as ggml's F16C stores) and back. */
+X86_INLINE __m256 round_f16(__m256 x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+
+void x86_f16_round_row(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, round_f16(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* Dims [d0, d0 + 8 * NV) of x86_att_vacc16 for NQ (1..4) query vectors (bit
+ * shift + k of ev[j] for vector k): each V slice widened once for the NQ of
+ * them, the accumulators held in registers over the keys. */
+X86_INLINE void vacc16_tile(const char *v, size_t stride, const float *const *w, const float *const *ms,
+                            const uint8_t *ev, int shift, const int NQ, const int NV, int64_t n_keys, int64_t d0,
+                            float *const *acc) {
+    __m256 a[4][2], vv[2];
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < NQ; k++)
+        _Pragma("GCC unroll 2")
+        for (int c = 0; c < NV; c++) a[k][c] = _mm256_loadu_ps(acc[k] + d0 + 8 * c);
+    const unsigned mask = (1u << NQ) - 1;
+    const char *vr = v;
+    for (int64_t j = 0; j < n_keys; j++, vr += stride) {
+        _Pragma("GCC unroll 2")
+        for (int c = 0; c < NV; c++) vv[c] = load8(vr, TQ_TYPE_F16, d0 + 8 * c);
+        const unsigned e = ((unsigned)ev[j] >> shift) & mask;
+        if (e) /* a new running max: the accumulator rescaled first */
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < NQ; k++)
+                if (e >> k & 1) {
+                    const __m256 m = _mm256_set1_ps(ms[k][j]);
+                    _Pragma("GCC unroll 2")
+                    for (int c = 0; c < NV; c++) a[k][c] = round_f16(_mm256_mul_ps(a[k][c], m));
+                }
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < NQ; k++) {
+            const __m256 pv = _mm256_broadcast_ss(w[k] + j);
+            _Pragma("GCC unroll 2")
+            for (int c = 0; c < NV; c++) a[k][c] = round_f16(_mm256_fmadd_ps(vv[c], pv, a[k][c]));
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < NQ; k++)
+        _Pragma("GCC unroll 2")
+        for (int c = 0; c < NV; c++) _mm256_storeu_ps(acc[k] + d0 + 8 * c, a[k][c]);
+}
+
+#define VACC16_CASE(Q, V) \
+    case (Q) * 4 + (V): vacc16_tile(v, stride, w + k, ms + k, ev, k, Q, V, n_keys, d, acc + k); break;
+
+void x86_att_vacc16(const char *v, size_t stride, const float *const *w, const float *const *ms, const uint8_t *ev,
+                    int np, int64_t n_keys, int64_t n, float *const *acc) {
+    for (int k = 0; k < np; k += 4) {
+        const int nk = np - k < 4 ? np - k : 4;
+        for (int64_t d = 0; d < n; d += 16) {
+            const int nv = n - d >= 16 ? 2 : 1;
+            switch (nk * 4 + nv) {
+            VACC16_CASE(4, 2) VACC16_CASE(3, 2) VACC16_CASE(2, 2) VACC16_CASE(1, 2)
+            VACC16_CASE(4, 1) VACC16_CASE(3, 1) VACC16_CASE(2, 1)
+            default: vacc16_tile(v, stride, w + k, ms + k, ev, k, 1, 1, n_keys, d, acc + k); break;
+            }
+        }
+    }
+}

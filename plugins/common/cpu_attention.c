@@ -152,7 +152,221 @@ static void att_worker(void *user, int ith, int nth) {
     }
 }
 
+/* ---- llama.cpp's one-chunk path for f16 K/V ---------------------------------
+ *
+ * The golden files come from llama.cpp's CPU flash attention, which runs a
+ * batch of fewer than FA_TILE_Q query tokens over an f16 cache through
+ * ggml_compute_forward_flash_attn_ext_f16_one_chunk: Q rounded to f16, an
+ * online softmax, and the weighted V rows summed in an f16 accumulator,
+ * rounded after every key; a one-token batch over a padded KV view of
+ * FA_SPLIT_MIN keys or more is cut into one part per thread, merged in f32.
+ * Those roundings are most of what separates an f32 attention from the
+ * golden decode rows (llama long2048, ref backend: 1.87e-3 x max|logit| in
+ * f32, 0.79e-3 this way), so the ref backend does the same and so do the
+ * CPU backends whose kernels provide att_vacc16. The parts are always
+ * FA_SPLIT_PARTS (the golden files' thread count), so a result never
+ * depends on -t; larger batches keep the f32 path above, close to
+ * llama.cpp's tiled one.
+ *
+ * A task is a block of AQB query tokens, a KV head and a part. Its scores
+ * come from att_dots against the rounded queries; the online softmax's
+ * running max is replayed per query vector as one pass that records, per
+ * key, the exponent's argument (M_old - s at a new max, s - M otherwise)
+ * and a bit for the new maxima, so that the exponentials are one expf_row
+ * call; att_vacc16 then replays the accumulator's roundings. */
+#define FA_TILE_Q 64     /* GGML_FA_TILE_Q                                  */
+#define FA_KV_PAD 256    /* llama.cpp pads the KV view to a multiple of it  */
+#define FA_SPLIT_MIN 512 /* padded keys from which a one-token batch splits */
+#define FA_SPLIT_PARTS 2 /* the golden files' thread count                  */
+#define FA_GROUP 8       /* query vectors per att_vacc16 call (bits of ev)  */
+
+typedef struct fa_task {
+    const cpu_kernels *k;
+    const tq_tensor *q, *kc, *v;
+    tq_tensor *dst;
+    int32_t pos0, group;
+    int64_t n_part, part_len; /* key parts per block and KV head, their length */
+    float scale;
+    void *work;
+    size_t work_stride;       /* bytes per thread                              */
+    float *partials;          /* one-token split: n_part x n_head x (2 + hd)   */
+    atomic_llong *next;
+} fa_task;
+
+/* Per-thread scratch of a task of up to nq query vectors over part_len keys:
+ * pointers (queries, weights, new-max scales, accumulators), key counts,
+ * then the rounded queries, accumulators, weights, scales, K rows and the
+ * new-max bits. */
+static size_t fa_work_bytes(int64_t nq, int64_t hd, int64_t part_len) {
+    const size_t ptrs = ((size_t)nq * (4 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64;
+    const size_t floats = (size_t)nq * (size_t)(2 * hd + 2 * part_len) + CPU_ATT_ROWS * (size_t)hd;
+    return ptrs + (floats * sizeof(float) + 63) / 64 * 64 + ((size_t)part_len + 63) / 64 * 64;
+}
+
+static void fa_worker(void *user, int ith, int nth) {
+    const fa_task *t = user;
+    const cpu_kernels *k = t->k;
+    const int64_t hd = t->q->ne[0], n_head = t->q->ne[1], n_tok = t->q->ne[2];
+    const int64_t n_kv_head = t->kc->ne[2], G = t->group, L = t->part_len;
+    const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * G;
+    char *mem = (char *)t->work + (size_t)ith * t->work_stride;
+    float **qv = (float **)(void *)mem;      /* rounded queries           */
+    float **wv = qv + nq_max;                /* weights (scores first)    */
+    float **msv = wv + nq_max;               /* scales at new maxima      */
+    float **accv = msv + nq_max;             /* f16 accumulators          */
+    int64_t *n_see = (int64_t *)(void *)(accv + nq_max);
+    float *fl = (float *)(void *)(mem + ((size_t)nq_max * (4 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64);
+    float *rows = fl + (size_t)nq_max * (size_t)(2 * hd + 2 * L);
+    uint8_t *ev = (uint8_t *)fl + (((size_t)nq_max * (size_t)(2 * hd + 2 * L) + CPU_ATT_ROWS * (size_t)hd) *
+                                       sizeof(float) + 63) / 64 * 64;
+    (void)nth;
+    const int64_t n_blk = (n_tok + AQB - 1) / AQB, n_task = n_blk * n_kv_head * t->n_part;
+    for (int64_t taken; (taken = atomic_fetch_add_explicit(t->next, 1, memory_order_relaxed)) < n_task;) {
+        const int64_t task = n_task - 1 - taken; /* the last blocks (most keys) first */
+        const int64_t part = task % t->n_part, kvh = task / t->n_part % n_kv_head, b = task / t->n_part / n_kv_head;
+        const int64_t i0 = b * AQB, nq_tok = n_tok - i0 < AQB ? n_tok - i0 : AQB, nq = nq_tok * G;
+        const int64_t j0 = part * L, n_see_max = t->pos0 + i0 + nq_tok;
+        const int64_t nk = (n_see_max < j0 + L ? n_see_max : j0 + L) - j0; /* keys of this part */
+        for (int64_t q = 0; q < nq; q++) {
+            const int64_t i = i0 + q / G, h = kvh * G + q % G;
+            qv[q] = fl + (size_t)q * (size_t)hd;
+            accv[q] = fl + (size_t)(nq + q) * (size_t)hd;
+            wv[q] = fl + (size_t)nq * (size_t)(2 * hd) + (size_t)q * (size_t)L;
+            msv[q] = wv[q] + (size_t)nq * (size_t)L;
+            n_see[q] = t->pos0 + i + 1 - j0; /* causal: keys 0..pos0+i, from j0 */
+            if (n_see[q] > nk) n_see[q] = nk;
+            k->f16_round_row((const float *)t->q->data + (i * n_head + h) * hd, qv[q], hd);
+            memset(accv[q], 0, (size_t)hd * sizeof(float));
+        }
+        float M[AQB * 64], S[AQB * 64]; /* G <= 64: the builder's head ratio bound */
+        if (nk > 0) {
+            const char *kr = (const char *)t->kc->data + kvh * t->kc->nb[2] + j0 * t->kc->nb[1];
+            for (int64_t j = 0; j < nk; j += CPU_ATT_ROWS) {
+                const int nr = nk - j < CPU_ATT_ROWS ? (int)(nk - j) : CPU_ATT_ROWS;
+                for (int r = 0; r < nr; r++, kr += t->kc->nb[1]) load_row(k, kr, t->kc->type, hd, rows + r * hd);
+                if (k->att_dots)
+                    k->att_dots(rows, nr, (const float *const *)qv, (int)nq, hd, wv[0] + j, (size_t)L);
+                else
+                    for (int64_t q = 0; q < nq; q++)
+                        for (int r = 0; r < nr; r++) wv[q][j + r] = k->dot(qv[q], rows + r * hd, hd);
+            }
+        }
+        for (int64_t g0 = 0; g0 < nq; g0 += FA_GROUP) {
+            const int ng = nq - g0 < FA_GROUP ? (int)(nq - g0) : FA_GROUP;
+            memset(ev, 0, (size_t)(nk > 0 ? nk : 0));
+            for (int g = 0; g < ng; g++) { /* the running max, replayed */
+                float *w = wv[g0 + g], m = -INFINITY;
+                const int64_t n = n_see[g0 + g];
+                for (int64_t j = 0; j < n; j++) {
+                    const float s = w[j] * t->scale;
+                    if (s > m) {
+                        w[j] = m - s;
+                        ev[j] |= (uint8_t)(1u << g);
+                        m = s;
+                    } else {
+                        w[j] = s - m;
+                    }
+                }
+                M[g0 + g] = m;
+                if (k->expf_row)
+                    k->expf_row(w, w, n);
+                else
+                    for (int64_t j = 0; j < n; j++) w[j] = expf(w[j]);
+            }
+            float sg[FA_GROUP] = {0};
+            for (int64_t j = 0; j < nk; j++) /* S = S * ms + vs, the vectors side by side */
+                for (int g = 0; g < ng; g++) {
+                    float *w = wv[g0 + g];
+                    if (j >= n_see[g0 + g]) {
+                        w[j] = 0.0f; /* past this query's position: llama.cpp skips the key */
+                    } else if (ev[j] >> g & 1) {
+                        msv[g0 + g][j] = w[j];
+                        sg[g] = fmaf(sg[g], w[j], 1.0f);
+                        w[j] = 1.0f;
+                    } else {
+                        sg[g] += w[j];
+                    }
+                }
+            for (int g = 0; g < ng; g++) S[g0 + g] = sg[g];
+            if (nk > 0)
+                k->att_vacc16((const char *)t->v->data + kvh * t->v->nb[2] + j0 * t->v->nb[1], t->v->nb[1],
+                              (const float *const *)wv + g0, (const float *const *)msv + g0, ev, ng, nk, hd,
+                              accv + g0);
+        }
+        for (int64_t q = 0; q < nq; q++) {
+            const int64_t i = i0 + q / G, h = kvh * G + q % G;
+            if (t->n_part == 1) {
+                float *out = (float *)t->dst->data + (i * n_head + h) * hd;
+                const float inv = S[q] == 0.0f ? 0.0f : 1.0f / S[q];
+                for (int64_t d = 0; d < hd; d++) out[d] = accv[q][d] * inv;
+            } else {
+                float *p = t->partials + (size_t)(part * n_head + h) * (size_t)(2 + hd);
+                p[0] = M[q];
+                p[1] = S[q];
+                memcpy(p + 2, accv[q], (size_t)hd * sizeof(float));
+            }
+        }
+    }
+}
+
+/* ggml_flash_attn_ext_reduce_partials: a one-token batch's parts merged in
+ * f32 in part order, parts without keys skipped. */
+static void fa_merge(const fa_task *t) {
+    const int64_t hd = t->q->ne[0], n_head = t->q->ne[1];
+    for (int64_t h = 0; h < n_head; h++) {
+        float *out = (float *)t->dst->data + h * hd;
+        float M = -INFINITY, S = 0.0f;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int64_t part = 0; part < t->n_part; part++) {
+            const float *p = t->partials + (size_t)(part * n_head + h) * (size_t)(2 + hd);
+            if (p[1] == 0.0f) continue;
+            const float M_new = fmaxf(M, p[0]), s_old = expf(M - M_new), s_new = expf(p[0] - M_new);
+            for (int64_t d = 0; d < hd; d++) out[d] = fmaf(p[2 + d], s_new, out[d] * s_old);
+            S = fmaf(p[1], s_new, S * s_old);
+            M = M_new;
+        }
+        if (S != 0.0f) {
+            const float inv = 1.0f / S;
+            for (int64_t d = 0; d < hd; d++) out[d] *= inv;
+        }
+    }
+}
+
+static tq_status fa_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
+    fa_task t;
+    t.k = dev->k;
+    t.q = dst->src[0];
+    t.kc = dst->src[1];
+    t.v = dst->src[2];
+    t.dst = dst;
+    t.pos0 = dst->op_params[1];
+    t.group = (int32_t)(t.q->ne[1] / t.kc->ne[2]);
+    t.scale = tq_param_f(dst, 3);
+    const int64_t hd = t.q->ne[0], n_tok = t.q->ne[2], n_kv = dst->op_params[2];
+    int64_t padded = (n_kv + FA_KV_PAD - 1) / FA_KV_PAD * FA_KV_PAD;
+    if (padded < FA_KV_PAD) padded = FA_KV_PAD;
+    t.n_part = n_tok == 1 && padded >= FA_SPLIT_MIN ? FA_SPLIT_PARTS : 1;
+    t.part_len = t.n_part == 1 ? n_kv : (padded + t.n_part - 1) / t.n_part;
+    const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * t.group;
+    t.work_stride = fa_work_bytes(nq_max, hd, t.part_len);
+    const size_t partial_bytes = t.n_part > 1 ? (size_t)(t.n_part * t.q->ne[1] * (2 + hd)) * sizeof(float) : 0;
+    char *mem = cpu_scratch(dev, t.work_stride * (size_t)dev->host->n_threads + partial_bytes);
+    if (!mem) return cpu_error(dev, err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", (int)n_kv);
+    t.work = mem;
+    t.partials = (float *)(void *)(mem + t.work_stride * (size_t)dev->host->n_threads);
+    atomic_llong next;
+    atomic_init(&next, 0);
+    t.next = &next;
+    dev->host->parallel_for(fa_worker, &t);
+    if (t.n_part > 1) fa_merge(&t);
+    return TQ_OK;
+}
+
 tq_status cpu_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
+    const tq_tensor *q = dst->src[0], *kc = dst->src[1], *v = dst->src[2];
+    if (dev->k->att_vacc16 && kc->type == TQ_TYPE_F16 && v->type == TQ_TYPE_F16 && q->ne[2] < FA_TILE_Q &&
+        q->ne[1] / kc->ne[2] <= 64)
+        return fa_attention(dev, dst, err);
     att_task t;
     t.k = dev->k;
     t.q = dst->src[0];

@@ -183,6 +183,19 @@ typedef struct cpu_kernels {
      * equal to the C library's expf bit for bit (x and y may be the same
      * array); softmax and silu/swiglu use it. */
     void (*expf_row)(const float *x, float *y, int64_t n);
+    /* Optional, both or neither (NULL: f16 K/V batches take the f32
+     * attention): llama.cpp's f16 accumulation (cpu_attention.c, "one-chunk
+     * path"). f16_round_row: y[i] = x[i] rounded to f16 (nearest even) and
+     * widened back; att_vacc16: for each of np (1..8) query vectors k and
+     * each key j < n_keys, in key order, with h() rounding every lane to
+     * f16: if bit k of ev[j] is set, acc[k] = h(acc[k] * ms[k][j]); then
+     * acc[k] = h(fma(V_j, w[k][j], acc[k])), V_j the f16 row of n values at
+     * v + j * stride bytes (read once for several k). acc[k] holds values
+     * that are f16 numbers, as floats; ms[k][j] is read only where the bit
+     * is set. */
+    void (*f16_round_row)(const float *x, float *y, int64_t n);
+    void (*att_vacc16)(const char *v, size_t stride, const float *const *w, const float *const *ms,
+                       const uint8_t *ev, int np, int64_t n_keys, int64_t n, float *const *acc);
 } cpu_kernels;
 
 /* The most K rows one att_dots call takes. */

@@ -7,6 +7,7 @@
 #ifndef CPU_TEST_IFACE_H
 #define CPU_TEST_IFACE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CPU_TEST_IFACE "org.tqrun.backend.cpu.test/1"
@@ -21,6 +22,11 @@ typedef struct cpu_test_iface {
     void (*quantize_q8_K)(const float *x, void *y, int64_t n);
     /* The kernel's expf_row (cpu_backend.h), or NULL when it has none. [any] */
     void (*expf_row)(const float *x, float *y, int64_t n);
+    /* The kernel's f16_round_row and att_vacc16 (cpu_backend.h), or NULL
+     * when it has none. [any] */
+    void (*f16_round_row)(const float *x, float *y, int64_t n);
+    void (*att_vacc16)(const char *v, size_t stride, const float *const *w, const float *const *ms,
+                       const uint8_t *ev, int np, int64_t n_keys, int64_t n, float *const *acc);
 } cpu_test_iface;
 
 #endif
