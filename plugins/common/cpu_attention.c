@@ -23,12 +23,31 @@
 
 #define AQB 4 /* query tokens per task */
 
-typedef struct att_task {
+/* What both attention paths take from the node. */
+typedef struct att_node {
     const cpu_kernels *k;
     const tq_tensor *q, *kc, *v;
     tq_tensor *dst;
-    int32_t pos0, n_kv, group;
+    int32_t pos0, group; /* query heads per KV head */
     float scale;
+} att_node;
+
+static att_node att_node_of(const tq_device *dev, tq_tensor *dst) {
+    att_node n;
+    n.k = dev->k;
+    n.q = dst->src[0];
+    n.kc = dst->src[1];
+    n.v = dst->src[2];
+    n.dst = dst;
+    n.pos0 = dst->op_params[1];
+    n.group = (int32_t)(n.q->ne[1] / n.kc->ne[2]);
+    n.scale = tq_param_f(dst, 3);
+    return n;
+}
+
+typedef struct att_task {
+    att_node n;
+    int32_t n_kv;
     void *work;
     size_t work_stride; /* bytes per thread */
     atomic_llong *next; /* tasks taken so far */
@@ -80,18 +99,18 @@ static void softmax(const cpu_kernels *k, float *sc, int64_t n, float scale) {
  * nq query vectors; row is hd floats of scratch. */
 static void vsum(const att_task *t, int64_t kvh, const float *const *p, int64_t nq, const int64_t *n_see,
                  float *row, float *const *out) {
-    const int64_t hd = t->q->ne[0];
-    const char *v = (const char *)t->v->data + kvh * t->v->nb[2];
-    if (t->k->att_vsum) {
-        t->k->att_vsum(v, t->v->nb[1], t->v->type, p, (int)nq, n_see, hd, out);
+    const int64_t hd = t->n.q->ne[0];
+    const char *v = (const char *)t->n.v->data + kvh * t->n.v->nb[2];
+    if (t->n.k->att_vsum) {
+        t->n.k->att_vsum(v, t->n.v->nb[1], t->n.v->type, p, (int)nq, n_see, hd, out);
         return;
     }
     for (int64_t q = 0; q < nq; q++) {
         memset(out[q], 0, (size_t)hd * sizeof(float));
         const char *vr = v;
-        for (int64_t j = 0; j < n_see[q]; j++, vr += t->v->nb[1]) {
-            load_row(t->k, vr, t->v->type, hd, row);
-            t->k->axpy(out[q], p[q][j], row, hd);
+        for (int64_t j = 0; j < n_see[q]; j++, vr += t->n.v->nb[1]) {
+            load_row(t->n.k, vr, t->n.v->type, hd, row);
+            t->n.k->axpy(out[q], p[q][j], row, hd);
         }
     }
 }
@@ -105,9 +124,9 @@ static size_t att_ptr_bytes(int64_t group) {
 
 static void att_worker(void *user, int ith, int nth) {
     const att_task *t = user;
-    const cpu_kernels *k = t->k;
-    const int64_t hd = t->q->ne[0], n_head = t->q->ne[1], n_tok = t->q->ne[2];
-    const int64_t n_kv_head = t->kc->ne[2], G = t->group;
+    const cpu_kernels *k = t->n.k;
+    const int64_t hd = t->n.q->ne[0], n_head = t->n.q->ne[1], n_tok = t->n.q->ne[2];
+    const int64_t n_kv_head = t->n.kc->ne[2], G = t->n.group;
     const int64_t n_blk = (n_tok + AQB - 1) / AQB;
     char *mem = (char *)t->work + (size_t)ith * t->work_stride;
     const float **qv = (const float **)(void *)mem;             /* AQB * G query vectors */
@@ -130,16 +149,16 @@ static void att_worker(void *user, int ith, int nth) {
         const int64_t nq = nq_tok * G;
         for (int64_t q = 0; q < nq; q++) { /* token i0 + q / G, head kvh * G + q % G */
             const int64_t i = i0 + q / G, h = kvh * G + q % G;
-            qv[q] = (const float *)t->q->data + (i * n_head + h) * hd;
+            qv[q] = (const float *)t->n.q->data + (i * n_head + h) * hd;
             pv[q] = scores + (size_t)q * (size_t)t->n_kv;
-            ov[q] = (float *)t->dst->data + (i * n_head + h) * hd;
-            n_see[q] = t->pos0 + i + 1; /* causal: keys 0..pos0+i */
+            ov[q] = (float *)t->n.dst->data + (i * n_head + h) * hd;
+            n_see[q] = t->n.pos0 + i + 1; /* causal: keys 0..pos0+i */
         }
-        const int64_t n_see_max = t->pos0 + i0 + nq_tok;
-        const char *kr = (const char *)t->kc->data + kvh * t->kc->nb[2];
+        const int64_t n_see_max = t->n.pos0 + i0 + nq_tok;
+        const char *kr = (const char *)t->n.kc->data + kvh * t->n.kc->nb[2];
         for (int64_t j = 0; j < n_see_max; j += CPU_ATT_ROWS) {
             const int nr = n_see_max - j < CPU_ATT_ROWS ? (int)(n_see_max - j) : CPU_ATT_ROWS;
-            for (int r = 0; r < nr; r++, kr += t->kc->nb[1]) load_row(k, kr, t->kc->type, hd, rows + r * hd);
+            for (int r = 0; r < nr; r++, kr += t->n.kc->nb[1]) load_row(k, kr, t->n.kc->type, hd, rows + r * hd);
             float *sj = scores + j;
             if (k->att_dots)
                 k->att_dots(rows, nr, qv, (int)nq, hd, sj, (size_t)t->n_kv);
@@ -147,7 +166,7 @@ static void att_worker(void *user, int ith, int nth) {
                 for (int64_t q = 0; q < nq; q++)
                     for (int r = 0; r < nr; r++) sj[(size_t)q * (size_t)t->n_kv + (size_t)r] = k->dot(qv[q], rows + r * hd, hd);
         }
-        for (int64_t q = 0; q < nq; q++) softmax(k, scores + (size_t)q * (size_t)t->n_kv, n_see[q], t->scale);
+        for (int64_t q = 0; q < nq; q++) softmax(k, scores + (size_t)q * (size_t)t->n_kv, n_see[q], t->n.scale);
         vsum(t, kvh, pv, nq, n_see, rows, ov);
     }
 }
@@ -181,10 +200,7 @@ static void att_worker(void *user, int ith, int nth) {
 #define FA_GROUP 8       /* query vectors per att_vacc16 call (bits of ev)  */
 
 typedef struct fa_task {
-    const cpu_kernels *k;
-    const tq_tensor *q, *kc, *v;
-    tq_tensor *dst;
-    int32_t pos0, group;
+    att_node n;
     int64_t n_part, part_len; /* key parts per block and KV head, their length */
     float scale;
     void *work;
@@ -205,9 +221,9 @@ static size_t fa_work_bytes(int64_t nq, int64_t hd, int64_t part_len) {
 
 static void fa_worker(void *user, int ith, int nth) {
     const fa_task *t = user;
-    const cpu_kernels *k = t->k;
-    const int64_t hd = t->q->ne[0], n_head = t->q->ne[1], n_tok = t->q->ne[2];
-    const int64_t n_kv_head = t->kc->ne[2], G = t->group, L = t->part_len;
+    const cpu_kernels *k = t->n.k;
+    const int64_t hd = t->n.q->ne[0], n_head = t->n.q->ne[1], n_tok = t->n.q->ne[2];
+    const int64_t n_kv_head = t->n.kc->ne[2], G = t->n.group, L = t->part_len;
     const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * G;
     char *mem = (char *)t->work + (size_t)ith * t->work_stride;
     float **qv = (float **)(void *)mem;      /* rounded queries           */
@@ -225,7 +241,7 @@ static void fa_worker(void *user, int ith, int nth) {
         const int64_t task = n_task - 1 - taken; /* the last blocks (most keys) first */
         const int64_t part = task % t->n_part, kvh = task / t->n_part % n_kv_head, b = task / t->n_part / n_kv_head;
         const int64_t i0 = b * AQB, nq_tok = n_tok - i0 < AQB ? n_tok - i0 : AQB, nq = nq_tok * G;
-        const int64_t j0 = part * L, n_see_max = t->pos0 + i0 + nq_tok;
+        const int64_t j0 = part * L, n_see_max = t->n.pos0 + i0 + nq_tok;
         const int64_t nk = (n_see_max < j0 + L ? n_see_max : j0 + L) - j0; /* keys of this part */
         for (int64_t q = 0; q < nq; q++) {
             const int64_t i = i0 + q / G, h = kvh * G + q % G;
@@ -233,17 +249,17 @@ static void fa_worker(void *user, int ith, int nth) {
             accv[q] = fl + (size_t)(nq + q) * (size_t)hd;
             wv[q] = fl + (size_t)nq * (size_t)(2 * hd) + (size_t)q * (size_t)L;
             msv[q] = wv[q] + (size_t)nq * (size_t)L;
-            n_see[q] = t->pos0 + i + 1 - j0; /* causal: keys 0..pos0+i, from j0 */
+            n_see[q] = t->n.pos0 + i + 1 - j0; /* causal: keys 0..pos0+i, from j0 */
             if (n_see[q] > nk) n_see[q] = nk;
-            k->f16_round_row((const float *)t->q->data + (i * n_head + h) * hd, qv[q], hd);
+            k->f16_round_row((const float *)t->n.q->data + (i * n_head + h) * hd, qv[q], hd);
             memset(accv[q], 0, (size_t)hd * sizeof(float));
         }
         float M[AQB * 64], S[AQB * 64]; /* G <= 64: the builder's head ratio bound */
         if (nk > 0) {
-            const char *kr = (const char *)t->kc->data + kvh * t->kc->nb[2] + j0 * t->kc->nb[1];
+            const char *kr = (const char *)t->n.kc->data + kvh * t->n.kc->nb[2] + j0 * t->n.kc->nb[1];
             for (int64_t j = 0; j < nk; j += CPU_ATT_ROWS) {
                 const int nr = nk - j < CPU_ATT_ROWS ? (int)(nk - j) : CPU_ATT_ROWS;
-                for (int r = 0; r < nr; r++, kr += t->kc->nb[1]) load_row(k, kr, t->kc->type, hd, rows + r * hd);
+                for (int r = 0; r < nr; r++, kr += t->n.kc->nb[1]) load_row(k, kr, t->n.kc->type, hd, rows + r * hd);
                 if (k->att_dots)
                     k->att_dots(rows, nr, (const float *const *)qv, (int)nq, hd, wv[0] + j, (size_t)L);
                 else
@@ -258,7 +274,7 @@ static void fa_worker(void *user, int ith, int nth) {
                 float *w = wv[g0 + g], m = -INFINITY;
                 const int64_t n = n_see[g0 + g];
                 for (int64_t j = 0; j < n; j++) {
-                    const float s = w[j] * t->scale;
+                    const float s = w[j] * t->n.scale;
                     if (s > m) {
                         w[j] = m - s;
                         ev[j] |= (uint8_t)(1u << g);
@@ -289,14 +305,14 @@ static void fa_worker(void *user, int ith, int nth) {
                 }
             for (int g = 0; g < ng; g++) S[g0 + g] = sg[g];
             if (nk > 0)
-                k->att_vacc16((const char *)t->v->data + kvh * t->v->nb[2] + j0 * t->v->nb[1], t->v->nb[1],
+                k->att_vacc16((const char *)t->n.v->data + kvh * t->n.v->nb[2] + j0 * t->n.v->nb[1], t->n.v->nb[1],
                               (const float *const *)wv + g0, (const float *const *)msv + g0, ev, ng, nk, hd,
                               accv + g0);
         }
         for (int64_t q = 0; q < nq; q++) {
             const int64_t i = i0 + q / G, h = kvh * G + q % G;
             if (t->n_part == 1) {
-                float *out = (float *)t->dst->data + (i * n_head + h) * hd;
+                float *out = (float *)t->n.dst->data + (i * n_head + h) * hd;
                 const float inv = S[q] == 0.0f ? 0.0f : 1.0f / S[q];
                 for (int64_t d = 0; d < hd; d++) out[d] = accv[q][d] * inv;
             } else {
@@ -312,9 +328,9 @@ static void fa_worker(void *user, int ith, int nth) {
 /* ggml_flash_attn_ext_reduce_partials: a one-token batch's parts merged in
  * f32 in part order, parts without keys skipped. */
 static void fa_merge(const fa_task *t) {
-    const int64_t hd = t->q->ne[0], n_head = t->q->ne[1];
+    const int64_t hd = t->n.q->ne[0], n_head = t->n.q->ne[1];
     for (int64_t h = 0; h < n_head; h++) {
-        float *out = (float *)t->dst->data + h * hd;
+        float *out = (float *)t->n.dst->data + h * hd;
         float M = -INFINITY, S = 0.0f;
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int64_t part = 0; part < t->n_part; part++) {
@@ -334,22 +350,15 @@ static void fa_merge(const fa_task *t) {
 
 static tq_status fa_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     fa_task t;
-    t.k = dev->k;
-    t.q = dst->src[0];
-    t.kc = dst->src[1];
-    t.v = dst->src[2];
-    t.dst = dst;
-    t.pos0 = dst->op_params[1];
-    t.group = (int32_t)(t.q->ne[1] / t.kc->ne[2]);
-    t.scale = tq_param_f(dst, 3);
-    const int64_t hd = t.q->ne[0], n_tok = t.q->ne[2], n_kv = dst->op_params[2];
+    t.n = att_node_of(dev, dst);
+    const int64_t hd = t.n.q->ne[0], n_tok = t.n.q->ne[2], n_kv = dst->op_params[2];
     int64_t padded = (n_kv + FA_KV_PAD - 1) / FA_KV_PAD * FA_KV_PAD;
     if (padded < FA_KV_PAD) padded = FA_KV_PAD;
     t.n_part = n_tok == 1 && padded >= FA_SPLIT_MIN ? FA_SPLIT_PARTS : 1;
     t.part_len = t.n_part == 1 ? n_kv : (padded + t.n_part - 1) / t.n_part;
-    const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * t.group;
+    const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * t.n.group;
     t.work_stride = fa_work_bytes(nq_max, hd, t.part_len);
-    const size_t partial_bytes = t.n_part > 1 ? (size_t)(t.n_part * t.q->ne[1] * (2 + hd)) * sizeof(float) : 0;
+    const size_t partial_bytes = t.n_part > 1 ? (size_t)(t.n_part * t.n.q->ne[1] * (2 + hd)) * sizeof(float) : 0;
     char *mem = cpu_scratch(dev, t.work_stride * (size_t)dev->host->n_threads + partial_bytes);
     if (!mem) return cpu_error(dev, err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", (int)n_kv);
     t.work = mem;
@@ -368,18 +377,11 @@ tq_status cpu_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
         q->ne[1] / kc->ne[2] <= 64)
         return fa_attention(dev, dst, err);
     att_task t;
-    t.k = dev->k;
-    t.q = dst->src[0];
-    t.kc = dst->src[1];
-    t.v = dst->src[2];
-    t.dst = dst;
-    t.pos0 = dst->op_params[1];
+    t.n = att_node_of(dev, dst);
     t.n_kv = dst->op_params[2];
-    t.group = (int32_t)(t.q->ne[1] / t.kc->ne[2]);
-    t.scale = tq_param_f(dst, 3);
-    const size_t hd = (size_t)t.q->ne[0];
-    t.work_stride = att_ptr_bytes(t.group) +
-                    ((size_t)(AQB * t.group) * (size_t)t.n_kv + CPU_ATT_ROWS * hd + 15) / 16 * 16 * sizeof(float);
+    const size_t hd = (size_t)t.n.q->ne[0];
+    t.work_stride = att_ptr_bytes(t.n.group) +
+                    ((size_t)(AQB * t.n.group) * (size_t)t.n_kv + CPU_ATT_ROWS * hd + 15) / 16 * 16 * sizeof(float);
     t.work = cpu_scratch(dev, t.work_stride * (size_t)dev->host->n_threads);
     if (!t.work) return cpu_error(dev, err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", t.n_kv);
     atomic_llong next;
