@@ -306,7 +306,7 @@ static void op_rope(tq_tensor *dst) {
  * KV view of FA_SPLIT_MIN keys or more is cut into one part per thread,
  * merged in f32. Those roundings, not summation order, are most of what
  * separates an f32 attention from the golden decode rows (llama long2048:
- * 1.87e-3 x max|logit| in f32, 0.90e-3 this way), so for such batches the
+ * 1.87e-3 x max|logit| in f32, 0.79e-3 this way), so for such batches the
  * oracle does the same. The parts are FA_SPLIT_PARTS whatever tqrun's own
  * thread count, as the golden files were made with 2 threads: results never
  * depend on -t. Larger batches take llama.cpp's tiled path, whose f32

@@ -198,25 +198,34 @@ static void att_worker(void *user, int ith, int nth) {
 #define FA_SPLIT_MIN 512 /* padded keys from which a one-token batch splits */
 #define FA_SPLIT_PARTS 2 /* the golden files' thread count                  */
 #define FA_GROUP 8       /* query vectors per att_vacc16 call (bits of ev)  */
+#define FA_MAX_GROUP 64  /* query heads per KV head this path takes (the
+                            per-task M and S arrays); more take the f32 path */
 
 typedef struct fa_task {
     att_node n;
     int64_t n_part, part_len; /* key parts per block and KV head, their length */
-    float scale;
     void *work;
     size_t work_stride;       /* bytes per thread                              */
     float *partials;          /* one-token split: n_part x n_head x (2 + hd)   */
     atomic_llong *next;
 } fa_task;
 
-/* Per-thread scratch of a task of up to nq query vectors over part_len keys:
- * pointers (queries, weights, new-max scales, accumulators), key counts,
- * then the rounded queries, accumulators, weights, scales, K rows and the
- * new-max bits. */
-static size_t fa_work_bytes(int64_t nq, int64_t hd, int64_t part_len) {
-    const size_t ptrs = ((size_t)nq * (4 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64;
-    const size_t floats = (size_t)nq * (size_t)(2 * hd + 2 * part_len) + CPU_ATT_ROWS * (size_t)hd;
-    return ptrs + (floats * sizeof(float) + 63) / 64 * 64 + ((size_t)part_len + 63) / 64 * 64;
+/* Per-thread scratch of a task of up to nq query vectors over part_len keys,
+ * in 64-byte aligned pieces: pointers (queries, weights, new-max scales,
+ * accumulators) and key counts; from `floats` the rounded queries,
+ * accumulators, weights, scales and K rows; from `bits` the new-max bits;
+ * `bytes` in all. */
+typedef struct fa_layout {
+    size_t floats, bits, bytes;
+} fa_layout;
+
+static fa_layout fa_layout_of(int64_t nq, int64_t hd, int64_t part_len) {
+    fa_layout l;
+    l.floats = ((size_t)nq * (4 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64;
+    const size_t n_floats = (size_t)nq * (size_t)(2 * hd + 2 * part_len) + CPU_ATT_ROWS * (size_t)hd;
+    l.bits = l.floats + (n_floats * sizeof(float) + 63) / 64 * 64;
+    l.bytes = l.bits + ((size_t)part_len + 63) / 64 * 64;
+    return l;
 }
 
 static void fa_worker(void *user, int ith, int nth) {
@@ -231,10 +240,10 @@ static void fa_worker(void *user, int ith, int nth) {
     float **msv = wv + nq_max;               /* scales at new maxima      */
     float **accv = msv + nq_max;             /* f16 accumulators          */
     int64_t *n_see = (int64_t *)(void *)(accv + nq_max);
-    float *fl = (float *)(void *)(mem + ((size_t)nq_max * (4 * sizeof(float *) + sizeof(int64_t)) + 63) / 64 * 64);
+    const fa_layout lay = fa_layout_of(nq_max, hd, L);
+    float *fl = (float *)(void *)(mem + lay.floats);
     float *rows = fl + (size_t)nq_max * (size_t)(2 * hd + 2 * L);
-    uint8_t *ev = (uint8_t *)fl + (((size_t)nq_max * (size_t)(2 * hd + 2 * L) + CPU_ATT_ROWS * (size_t)hd) *
-                                       sizeof(float) + 63) / 64 * 64;
+    uint8_t *ev = (uint8_t *)mem + lay.bits;
     (void)nth;
     const int64_t n_blk = (n_tok + AQB - 1) / AQB, n_task = n_blk * n_kv_head * t->n_part;
     for (int64_t taken; (taken = atomic_fetch_add_explicit(t->next, 1, memory_order_relaxed)) < n_task;) {
@@ -254,7 +263,7 @@ static void fa_worker(void *user, int ith, int nth) {
             k->f16_round_row((const float *)t->n.q->data + (i * n_head + h) * hd, qv[q], hd);
             memset(accv[q], 0, (size_t)hd * sizeof(float));
         }
-        float M[AQB * 64], S[AQB * 64]; /* G <= 64: the builder's head ratio bound */
+        float M[AQB * FA_MAX_GROUP], S[AQB * FA_MAX_GROUP];
         if (nk > 0) {
             const char *kr = (const char *)t->n.kc->data + kvh * t->n.kc->nb[2] + j0 * t->n.kc->nb[1];
             for (int64_t j = 0; j < nk; j += CPU_ATT_ROWS) {
@@ -357,7 +366,7 @@ static tq_status fa_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.n_part = n_tok == 1 && padded >= FA_SPLIT_MIN ? FA_SPLIT_PARTS : 1;
     t.part_len = t.n_part == 1 ? n_kv : (padded + t.n_part - 1) / t.n_part;
     const int64_t nq_max = (n_tok < AQB ? n_tok : AQB) * t.n.group;
-    t.work_stride = fa_work_bytes(nq_max, hd, t.part_len);
+    t.work_stride = fa_layout_of(nq_max, hd, t.part_len).bytes;
     const size_t partial_bytes = t.n_part > 1 ? (size_t)(t.n_part * t.n.q->ne[1] * (2 + hd)) * sizeof(float) : 0;
     char *mem = cpu_scratch(dev, t.work_stride * (size_t)dev->host->n_threads + partial_bytes);
     if (!mem) return cpu_error(dev, err, TQ_ERR_NOMEM, "attention: out of memory for %d keys", (int)n_kv);
@@ -374,7 +383,7 @@ static tq_status fa_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
 tq_status cpu_attention(tq_device *dev, tq_tensor *dst, tq_error *err) {
     const tq_tensor *q = dst->src[0], *kc = dst->src[1], *v = dst->src[2];
     if (dev->k->att_vacc16 && kc->type == TQ_TYPE_F16 && v->type == TQ_TYPE_F16 && q->ne[2] < FA_TILE_Q &&
-        q->ne[1] / kc->ne[2] <= 64)
+        q->ne[1] / kc->ne[2] <= FA_MAX_GROUP)
         return fa_attention(dev, dst, err);
     att_task t;
     t.n = att_node_of(dev, dst);
