@@ -16,6 +16,8 @@ static const cpu_kernels neon_kernels = {
     .n_mm_types = CPU_N_MM_TYPES,
     .mm_rows = NEON_MM_ROWS,
     .mm_cols = NEON_MM_COLS,
+    .gemms = neon_gemms,
+    .n_gemms = NEON_N_GEMMS,
     .encode = {[CPU_ACT_F16] = neon_encode_f16, [CPU_ACT_Q8_0] = neon_quantize_q8_0,
                [CPU_ACT_Q8_1] = neon_quantize_q8_1, [CPU_ACT_Q8_K] = neon_quantize_q8_K},
     .f16_row = neon_f16_row,

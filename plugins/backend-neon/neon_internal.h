@@ -37,6 +37,9 @@
 extern const cpu_mm_type neon_mm_types[CPU_N_MM_TYPES];
 #define NEON_MM_ROWS 2 /* weight rows per dot call (float weights)  */
 #define NEON_MM_COLS 4 /* activation columns per dot call           */
+/* Float weights from 16 columns on (prefill): x86's one-chain order. */
+#define NEON_N_GEMMS 3
+extern const cpu_mm_gemm neon_gemms[NEON_N_GEMMS];
 
 /* The inner loops of the shared ops (cpu_kernels, neon_ops.c). */
 #define NEON_ATT_ALIGN 8 /* head_dim multiple neon_dot and neon_axpy take */
@@ -75,11 +78,10 @@ NEON_INLINE uint16_t neon_f32_to_f16(float f) {
 
 /* Float sums follow the x86 backend's AVX2 order: an 8-lane __m256
  * accumulator is a pair of NEON vectors (lanes 0-3, 4-7), FMA for FMA, and
- * horizontal sums as x86_hsum forms them. Float-weight matmuls in the order
- * of x86's dot_float (two chains), attention and rms_norm then give the x86
- * backend's results bit for bit; x86's prefill tile (one chain since
- * session 10) has no NEON twin yet, so float prefill differs from x86 in
- * summation order there (the golden tests hold both to the same bound). */
+ * horizontal sums as x86_hsum forms them. Float-weight matmuls (dot_float's
+ * two chains for a few columns, gemm_float's one chain from 16 columns on,
+ * as x86), attention and rms_norm then give the x86 backend's results bit
+ * for bit. */
 
 /* x86_hsum of the 8 lanes (lo, hi): (l0+l4) + (l2+l6) + ((l1+l5) + (l3+l7)). */
 NEON_INLINE float neon_hsum8(float32x4_t lo, float32x4_t hi) {

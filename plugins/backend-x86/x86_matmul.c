@@ -794,28 +794,6 @@ static int64_t float_col_block(int64_t n_in) {
  * f32 (f32 weights have none: their rows are read in place). */
 static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR * (size_t)n_in * sizeof(float); }
 
-/* Rows [r, r + nr) of w as f32 rows of n_in at buf (f32 weights: their own
- * rows, in place). */
-static void widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const float **rows) {
-    const int64_t n = w->ne[0];
-    for (int j = 0; j < nr; j++) {
-        const void *src = cpu_row(w, r + j);
-        if (w->type == TQ_TYPE_F32) {
-            rows[j] = src;
-            continue;
-        }
-        float *f = buf + (size_t)j * (size_t)n;
-        if (w->type == TQ_TYPE_F16) {
-            x86_f16_row(src, f, n);
-        } else {
-            int64_t i = 0;
-            for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, load_w8(src, i, WF_BF16));
-            for (; i < n; i++) f[i] = load_w1(src, i, WF_BF16);
-        }
-        rows[j] = f;
-    }
-}
-
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
     const int64_t n_in = w->ne[0];
@@ -828,7 +806,7 @@ static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *a
         for (int64_t r = lo; r < hi; r += FR) {
             const int nr = hi - r < FR ? (int)(hi - r) : FR;
             const float *wrow[FR];
-            widen_rows(w, r, nr, buf, wrow);
+            cpu_widen_rows(w, r, nr, buf, wrow, x86_f16_row);
             for (int64_t c = c0; c < c1; c += FC) {
                 const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
                 const void *a[FC];

@@ -306,6 +306,34 @@ static inline const char *cpu_row(const tq_tensor *t, int64_t r) {
     return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
 }
 
+/* The weight rows [r, r + nr) of a float matrix (f32, f16 or bf16) as f32
+ * rows: rows[j] points at f32 weights in place, or at row j of buf (nr x
+ * ne[0] floats, the caller's) where f16_row (the backend's f16 widening)
+ * or the bf16 shift widened it. For the float prefill tiles, which widen a
+ * few rows once for many columns. [worker, on its own buf] */
+static inline void cpu_widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const float **rows,
+                                  void (*f16_row)(const uint16_t *src, float *dst, int64_t n)) {
+    const int64_t n = w->ne[0];
+    for (int j = 0; j < nr; j++) {
+        const void *src = cpu_row(w, r + j);
+        if (w->type == TQ_TYPE_F32) {
+            rows[j] = src;
+            continue;
+        }
+        float *f = buf + (size_t)j * (size_t)n;
+        if (w->type == TQ_TYPE_F16) {
+            f16_row(src, f, n);
+        } else {
+            const uint16_t *h = src;
+            for (int64_t i = 0; i < n; i++) {
+                const uint32_t u = (uint32_t)h[i] << 16;
+                memcpy(&f[i], &u, sizeof u);
+            }
+        }
+        rows[j] = f;
+    }
+}
+
 /* [lo, hi) of n items for thread ith of nth, in chunks that are multiples of
  * `align` (except the last). */
 static inline void cpu_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
