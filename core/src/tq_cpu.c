@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -116,7 +117,33 @@ static uint64_t detect(void) { return 0; }
 static uint64_t g_features;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static void detect_once(void) { g_features = detect(); }
+static const char *feature_name(int bit);
+
+/* The features named in $TQ_CPU_DISABLE (comma-separated, as
+ * tq_cpu_features_str spells them, e.g. "avx512f"), which then count as
+ * absent: a lower plugin variant can be run, and tested, on a machine that
+ * has a higher one (as oneDNN's ONEDNN_MAX_CPU_ISA). A name it does not know
+ * is reported on stderr and ignored. */
+static uint64_t disabled_by_env(void) {
+    const char *env = getenv("TQ_CPU_DISABLE");
+    uint64_t off = 0;
+    while (env && *env) {
+        const size_t len = strcspn(env, ",");
+        int found = 0;
+        for (int bit = 0; bit < 64 && len; bit++) {
+            const char *name = feature_name(bit);
+            if (name && strlen(name) == len && strncmp(name, env, len) == 0) {
+                off |= UINT64_C(1) << bit;
+                found = 1;
+            }
+        }
+        if (!found && len) fprintf(stderr, "tqrun: TQ_CPU_DISABLE: unknown feature '%.*s' ignored\n", (int)len, env);
+        env += len + (env[len] == ',');
+    }
+    return off;
+}
+
+static void detect_once(void) { g_features = detect() & ~disabled_by_env(); }
 
 uint64_t tq_cpu_features(void) {
     pthread_once(&g_once, detect_once);

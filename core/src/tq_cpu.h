@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* TQ_CPU_* bits of this machine (computed once, then cached). [any] */
+/* TQ_CPU_* bits of this machine (computed once, then cached), less any
+ * that $TQ_CPU_DISABLE names (tq_cpu.c). [any] */
 uint64_t tq_cpu_features(void);
 /* Writes "avx2,fma,f16c" style names of `bits` into buf (always NUL-
  * terminated); "none" for 0. */

@@ -256,65 +256,84 @@ X86_INLINE uint32_t load_u32(const uint8_t *p) {
 
 /* Signed formats (q4_0, q5_0, q8_0) are unpacked to int8 and dotted with
  * q8_0 by the sign trick; unsigned ones (q4_1, q5_1) to uint8 dotted with
- * q8_1, plus the weight's min times the activation's d*sum(q). */
+ * q8_1, plus the weight's min times the activation's d*sum(q).
+ *
+ * The float sums of every 32-element path (dot_32, dot_32_2x4, gemv_32) run
+ * in two 8-lane chains, even blocks and odd blocks, added before the
+ * horizontal sum (the min term of q4_1/q5_1 in one scalar chain), so a
+ * decoded column and a small batch get the same bits. One chain waited on
+ * the FMA latency when decoding: two took TinyLlama-1.1B Q4_0 tg64 from
+ * 41.2 to 45.1 t/s (medians of 3 alternating pairs, 2 threads, Zen 4,
+ * session 11); four were no faster than two. */
+
+/* Block i of the row against the nc columns: acc[c] += its scaled sums. */
+X86_INLINE void dot_32_block(const void *w, const void *const *a, const int nc, int64_t i, __m256 *acc,
+                              float *accm, const int T) {
+    const int has_min = T == W_Q4_1 || T == W_Q5_1;
+    __m256i q;
+    float dw, mw = 0.0f;
+    if (T == W_Q4_0) {
+        const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
+        q = _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
+        dw = x86_f16_to_f32(b->d);
+    } else if (T == W_Q4_1) {
+        const cpu_block_q4_1 *b = (const cpu_block_q4_1 *)w + i;
+        q = nibbles(b->qs);
+        dw = x86_f16_to_f32(b->d);
+        mw = x86_f16_to_f32(b->m);
+    } else if (T == W_Q5_0) {
+        const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
+        /* (nibble | bit4) - 16: the nibble with 0xF0 or-ed in where bit 4 is clear */
+        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
+        q = _mm256_or_si256(nibbles(b->qs), hi);
+        dw = x86_f16_to_f32(b->d);
+    } else if (T == W_Q5_1) {
+        const cpu_block_q5_1 *b = (const cpu_block_q5_1 *)w + i;
+        const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
+        q = _mm256_or_si256(nibbles(b->qs), hi);
+        dw = x86_f16_to_f32(b->d);
+        mw = x86_f16_to_f32(b->m);
+    } else {
+        const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
+        q = _mm256_loadu_si256((const __m256i *)b->qs);
+        dw = x86_f16_to_f32(b->d);
+    }
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < nc; c++) {
+        __m256i p;
+        float da;
+        if (has_min) {
+            const cpu_block_q8_1 *y = (const cpu_block_q8_1 *)a[c] + i;
+            p = x86_dot_us8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
+            da = x86_f16_to_f32(y->d);
+            accm[c] += mw * x86_f16_to_f32(y->s);
+        } else {
+            const cpu_block_q8_0 *y = (const cpu_block_q8_0 *)a[c] + i;
+            p = x86_dot_s8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
+            da = x86_f16_to_f32(y->d);
+        }
+        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[c]);
+    }
+}
+
 X86_INLINE void dot_32(int64_t n, const void *w, const void *const *a, const int nc, float *out,
                        const int T) {
-    const int has_min = T == W_Q4_1 || T == W_Q5_1;
-    __m256 acc[NC];
+    __m256 acc[NC], acc2[NC];
     float accm[NC];
     _Pragma("GCC unroll 4")
     for (int c = 0; c < nc; c++) {
-        acc[c] = _mm256_setzero_ps();
+        acc[c] = acc2[c] = _mm256_setzero_ps();
         accm[c] = 0.0f;
     }
-    for (int64_t i = 0; i < n / CPU_QK; i++) {
-        __m256i q;
-        float dw, mw = 0.0f;
-        if (T == W_Q4_0) {
-            const cpu_block_q4_0 *b = (const cpu_block_q4_0 *)w + i;
-            q = _mm256_sub_epi8(nibbles(b->qs), _mm256_set1_epi8(8));
-            dw = x86_f16_to_f32(b->d);
-        } else if (T == W_Q4_1) {
-            const cpu_block_q4_1 *b = (const cpu_block_q4_1 *)w + i;
-            q = nibbles(b->qs);
-            dw = x86_f16_to_f32(b->d);
-            mw = x86_f16_to_f32(b->m);
-        } else if (T == W_Q5_0) {
-            const cpu_block_q5_0 *b = (const cpu_block_q5_0 *)w + i;
-            /* (nibble | bit4) - 16: the nibble with 0xF0 or-ed in where bit 4 is clear */
-            const __m256i hi = _mm256_andnot_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8((char)0xF0));
-            q = _mm256_or_si256(nibbles(b->qs), hi);
-            dw = x86_f16_to_f32(b->d);
-        } else if (T == W_Q5_1) {
-            const cpu_block_q5_1 *b = (const cpu_block_q5_1 *)w + i;
-            const __m256i hi = _mm256_and_si256(bits_to_bytes(load_u32(b->qh)), _mm256_set1_epi8(0x10));
-            q = _mm256_or_si256(nibbles(b->qs), hi);
-            dw = x86_f16_to_f32(b->d);
-            mw = x86_f16_to_f32(b->m);
-        } else {
-            const cpu_block_q8_0 *b = (const cpu_block_q8_0 *)w + i;
-            q = _mm256_loadu_si256((const __m256i *)b->qs);
-            dw = x86_f16_to_f32(b->d);
-        }
-        _Pragma("GCC unroll 4")
-        for (int c = 0; c < nc; c++) {
-            __m256i p;
-            float da;
-            if (has_min) {
-                const cpu_block_q8_1 *y = (const cpu_block_q8_1 *)a[c] + i;
-                p = x86_dot_us8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
-                da = x86_f16_to_f32(y->d);
-                accm[c] += mw * x86_f16_to_f32(y->s);
-            } else {
-                const cpu_block_q8_0 *y = (const cpu_block_q8_0 *)a[c] + i;
-                p = x86_dot_s8(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y->qs));
-                da = x86_f16_to_f32(y->d);
-            }
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[c]);
-        }
+    const int64_t nb = n / CPU_QK;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        dot_32_block(w, a, nc, i, acc, accm, T);
+        dot_32_block(w, a, nc, i + 1, acc2, accm, T);
     }
+    if (i < nb) dot_32_block(w, a, nc, i, acc, accm, T);
     _Pragma("GCC unroll 4")
-    for (int c = 0; c < nc; c++) out[c] = x86_hsum(acc[c]) + accm[c];
+    for (int c = 0; c < nc; c++) out[c] = x86_hsum(_mm256_add_ps(acc[c], acc2[c])) + accm[c];
 }
 
 /* Block i of a signed-format row as int8 (what dot_32 unpacks) and its scale. */
@@ -341,33 +360,49 @@ X86_INLINE __m256i unpack_signed(const void *w, int64_t i, const int T, float *d
  * the same rounded product dot_32 broadcasts) rather than a scalar product
  * broadcast per pair, which keeps the shuffle port free. Every output's
  * operations are dot_32's, so the results are bit-identical. */
+/* Block i of two rows against NC columns (dot_32_2x4's step): acc[r][c] +=. */
+X86_INLINE void dot_32_2x4_block(const void *const *w, const void *const *a, int64_t i, __m256 acc[2][NC],
+                                 const int T) {
+    float dw0, dw1;
+    const __m256i q0 = unpack_signed(w[0], i, T, &dw0), q1 = unpack_signed(w[1], i, T, &dw1);
+    const __m256 dwv0 = _mm256_set1_ps(dw0), dwv1 = _mm256_set1_ps(dw1);
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < NC; c++) {
+        const cpu_block_q8_0 *y = (const cpu_block_q8_0 *)a[c] + i;
+        const __m256 dav = _mm256_set1_ps(x86_f16_to_f32(y->d));
+        const __m256i yq = _mm256_loadu_si256((const __m256i *)y->qs);
+        const __m256i p0 = x86_dot_s8(_mm256_setzero_si256(), q0, yq);
+        const __m256i p1 = x86_dot_s8(_mm256_setzero_si256(), q1, yq);
+        acc[0][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(dwv0, dav), acc[0][c]);
+        acc[1][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(dwv1, dav), acc[1][c]);
+    }
+}
+
+/* Two rows of a signed format (q4_0, q5_0, q8_0) times NC q8_0 columns: each
+ * activation block and its scale are loaded once for both rows, and the block
+ * scale dw * da is formed as a vector product of two broadcasts (every lane
+ * the same rounded product dot_32 broadcasts) rather than a scalar product
+ * broadcast per pair, which keeps the shuffle port free. Every output's
+ * operations are dot_32's (two chains), so the results are bit-identical.
+ * Its 16 accumulators fit the AVX-512 variant's 32 vector registers; the
+ * AVX2 variant (16 registers) takes dot_32 row by row instead. */
 X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a, float *out,
                            const int T) {
-    __m256 acc[2][NC];
+    __m256 acc[2][NC], acc2[2][NC];
     _Pragma("GCC unroll 4")
-    for (int c = 0; c < NC; c++) acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / CPU_QK; i++) {
-        float dw0, dw1;
-        const __m256i q0 = unpack_signed(w[0], i, T, &dw0), q1 = unpack_signed(w[1], i, T, &dw1);
-        const cpu_block_q8_0 *y[NC];
-        _Pragma("GCC unroll 4")
-        for (int c = 0; c < NC; c++) y[c] = (const cpu_block_q8_0 *)a[c] + i;
-        const __m256 dwv0 = _mm256_set1_ps(dw0), dwv1 = _mm256_set1_ps(dw1);
-        _Pragma("GCC unroll 4")
-        for (int c = 0; c < NC; c++) {
-            const __m256 dav = _mm256_set1_ps(x86_f16_to_f32(y[c]->d));
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)y[c]->qs);
-            const __m256i p0 = x86_dot_s8(_mm256_setzero_si256(), q0, yq);
-            const __m256i p1 = x86_dot_s8(_mm256_setzero_si256(), q1, yq);
-            acc[0][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(dwv0, dav), acc[0][c]);
-            acc[1][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(dwv1, dav), acc[1][c]);
-        }
+    for (int c = 0; c < NC; c++) acc[0][c] = acc[1][c] = acc2[0][c] = acc2[1][c] = _mm256_setzero_ps();
+    const int64_t nb = n / CPU_QK;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        dot_32_2x4_block(w, a, i, acc, T);
+        dot_32_2x4_block(w, a, i + 1, acc2, T);
     }
+    if (i < nb) dot_32_2x4_block(w, a, i, acc, T);
     /* + 0.0f: dot_32 adds its (zero) min term, which turns -0 into +0. */
     _Pragma("GCC unroll 4")
     for (int c = 0; c < NC; c++) {
-        out[c] = x86_hsum(acc[0][c]) + 0.0f;
-        out[NC + c] = x86_hsum(acc[1][c]) + 0.0f;
+        out[c] = x86_hsum(_mm256_add_ps(acc[0][c], acc2[0][c])) + 0.0f;
+        out[NC + c] = x86_hsum(_mm256_add_ps(acc[1][c], acc2[1][c])) + 0.0f;
     }
 }
 
@@ -376,7 +411,7 @@ X86_INLINE void dot_32_2x4(int64_t n, const void *const *w, const void *const *a
     CPU_DOT_BY_ROWS(name##_rows, dot_32, T)                                                  \
     static void name(int64_t n, const void *const *w, int nr, const void *const *a, int nc, \
                      float *out) {                                                          \
-        if (nr >= 2 && nc == NC) {                                                          \
+        if (X86_VNNI && nr >= 2 && nc == NC) {                                              \
             dot_32_2x4(n, w, a, out, T);                                                    \
             if (nr == 4) dot_32_2x4(n, w + 2, a, out + 2 * NC, T);                          \
             else if (nr == 3) name##_rows(n, w + 2, 1, a, nc, out + 2 * NC);                \
@@ -457,22 +492,23 @@ X86_INLINE __m256 gemv_block(__m256 acc, const void *w, const gemv_col *col, int
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(_mm_mul_ss(dw, _mm_load_ss(col->d + i))), acc);
 }
 
-/* One row: one accumulator, as dot_32 (bit-identical). Decoding q4_0 with
- * 2 threads here is bound by instructions per block, not by the FMA chain
- * nor by memory (66% of the read bandwidth, where q8_0, with half the
- * blocks per byte, reaches 96%): the broadcast nibbles, the scale converted
- * from memory and 4 blocks per loop step took 19 instructions per block to
- * about 14 and decode from 29.7 to 33.3 t/s (TinyLlama-1.1B Q4_0, 4
- * alternating rounds, session 7). Tried and not kept: four round-robin
- * accumulators (session 3); two chains with the block scales converted 8 at
- * a time (1.41 -> 1.24 ns per q4_0 block in L2, no difference in decode
- * once the weights are prefetched); 2 or 4 rows side by side, each in its
- * own chain (session 7: 2 rows no faster, 4 rows a quarter slower). */
+/* One row in dot_32's two chains (bit-identical). On the Zen 3 VM of
+ * sessions 3-10, decoding q4_0 with 2 threads was bound by instructions per
+ * block, not by the FMA chain nor by memory (66% of the read bandwidth,
+ * where q8_0, with half the blocks per byte, reached 96%): the broadcast
+ * nibbles, the scale converted from memory and 4 blocks per loop step took
+ * 19 instructions per block to about 14 and decode from 29.7 to 33.3 t/s
+ * (TinyLlama-1.1B Q4_0, 4 alternating rounds, session 7); four round-robin
+ * accumulators (session 3) and two chains (session 7) were no faster there.
+ * On the Zen 4 VM of session 11 one chain waited on the FMA latency (the
+ * samples sat after each FMA), and two chains are 6-15% faster (dot_32's
+ * comment). Tried and not kept: 2 or 4 rows side by side, each in its own
+ * chain (session 7: 2 rows no faster, 4 rows a quarter slower). */
 #define GEMV_STEP 4
 X86_INLINE float gemv_32(int64_t n, const void *w, const gemv_col *col, const int T) {
     const int block = gemv_block_bytes(T);
     const int64_t nb = n / CPU_QK;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}; /* even, odd blocks */
     int64_t i = 0;
     /* GEMV_STEP blocks per loop step: one loop test and a prefetch per
      * line of the step's bytes (a line per block cost a tenth of the
@@ -480,10 +516,10 @@ X86_INLINE float gemv_32(int64_t n, const void *w, const gemv_col *col, const in
     for (; i + GEMV_STEP <= nb; i += GEMV_STEP) {
         x86_prefetch_ahead((const char *)w + block * i, GEMV_STEP * block);
         _Pragma("GCC unroll 4")
-        for (int k = 0; k < GEMV_STEP; k++) acc = gemv_block(acc, w, col, i + k, T);
+        for (int k = 0; k < GEMV_STEP; k++) acc[k & 1] = gemv_block(acc[k & 1], w, col, i + k, T);
     }
-    for (; i < nb; i++) acc = gemv_block(acc, w, col, i, T);
-    return x86_hsum(acc) + 0.0f; /* + 0.0f as dot_32 */
+    for (; i < nb; i++) acc[i & 1] = gemv_block(acc[i & 1], w, col, i, T);
+    return x86_hsum(_mm256_add_ps(acc[0], acc[1])) + 0.0f; /* + 0.0f as dot_32 */
 }
 
 DOT_ENTRY_SIGNED(dot_q4_0, W_Q4_0)
