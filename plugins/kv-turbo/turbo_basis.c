@@ -3,6 +3,7 @@
  * EISPACK tred2/tql2 pair, as in the public-domain JAMA library), about
  * 4 n^3 flops instead of Jacobi's ~30 n^3. */
 #include "turbo_basis.h"
+#include "turbo_dvec.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,27 @@
  * touched one cache line per element pair; tql2 and tred2 were 2.1% of a
  * tq4 prefill profile, 8B-attention shape, 64 bases of d = 128.) */
 #define AT(r, c) V[(size_t)(c) * N + (size_t)(r)]
+
+/* The element-wise updates of rows of V (contiguous, see AT) run two
+ * doubles at a time (turbo_dvec.h): the same bits as element by element.
+ * Only the sums over k (reductions) stay scalar, as their order would
+ * change. */
+
+/* The plane rotation of tql2 on rows a, b of n: b' = s a + c b, a' = c a -
+ * s b. */
+static void rotate_rows(double *a, double *b, size_t n, double c, double s) {
+    size_t k = 0;
+    for (; k + 2 <= n; k += 2) {
+        const v2d va = dvec_load(a + k), vb = dvec_load(b + k);
+        dvec_store(b + k, s * va + c * vb);
+        dvec_store(a + k, c * va - s * vb);
+    }
+    for (; k < n; k++) {
+        const double h = b[k];
+        b[k] = s * a[k] + c * h;
+        a[k] = c * a[k] - s * h;
+    }
+}
 
 /* V (n x n, in: the matrix, out: the orthogonal reduction), d the
  * diagonal, e the subdiagonal (e[i] couples i-1 and i). */
@@ -50,10 +72,8 @@ static void tred2(double *V, int32_t n, double *d, double *e) {
                 f = d[j];
                 AT(j, i) = f;
                 g = e[j] + AT(j, j) * f;
-                for (int32_t k = j + 1; k <= i - 1; k++) {
-                    g += AT(k, j) * d[k];
-                    e[k] += AT(k, j) * f;
-                }
+                for (int32_t k = j + 1; k <= i - 1; k++) g += AT(k, j) * d[k];
+                if (j + 1 <= i - 1) dvec_add_scaled(e + j + 1, (size_t)(i - 1 - j), &AT(j + 1, j), f);
                 e[j] = g;
             }
             f = 0;
@@ -66,8 +86,7 @@ static void tred2(double *V, int32_t n, double *d, double *e) {
             for (int32_t j = 0; j < i; j++) {
                 f = d[j];
                 g = e[j];
-                for (int32_t k = j; k <= i - 1; k++)
-                    AT(k, j) -= (f * e[k] + g * d[k]);
+                dvec_sub_rank2(&AT(j, j), (size_t)(i - j), f, e + j, g, d + j);
                 d[j] = AT(i - 1, j);
                 AT(i, j) = 0;
             }
@@ -85,7 +104,7 @@ static void tred2(double *V, int32_t n, double *d, double *e) {
                 double g = 0;
                 for (int32_t k = 0; k <= i; k++)
                     g += AT(k, i + 1) * AT(k, j);
-                for (int32_t k = 0; k <= i; k++) AT(k, j) -= g * d[k];
+                dvec_sub_scaled(&AT(0, j), (size_t)i + 1, g, d);
             }
         }
         for (int32_t k = 0; k <= i; k++) AT(k, i + 1) = 0;
@@ -138,11 +157,7 @@ static void tql2(double *V, int32_t n, double *d, double *e) {
                     c = p / r;
                     p = c * d[i] - s * g;
                     d[i + 1] = h + s * (c * g + s * d[i]);
-                    for (size_t k = 0; k < N; k++) {
-                        h = AT(k, i + 1);
-                        AT(k, i + 1) = s * AT(k, i) + c * h;
-                        AT(k, i) = c * AT(k, i) - s * h;
-                    }
+                    rotate_rows(&AT(0, i), &AT(0, i + 1), N, c, s);
                 }
                 p = -s * s2 * c3 * el1 * e[l] / dl1;
                 e[l] = s * p;

@@ -7,6 +7,7 @@
 
 #include "turbo_basis.h"
 #include "turbo_cache.h"
+#include "turbo_dvec.h"
 #include "turbo_half.h"
 #include "turbo_project.h"
 #include "turbo_rotation.h"
@@ -308,10 +309,11 @@ static int vproj_head(const vproj_task *t, int32_t h, double *m, float *P, doubl
     const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, r = vp->codec.d, layer = t->layer;
     const size_t D = (size_t)d;
     memset(m, 0, D * D * sizeof *m);
+    double xd[TURBO_MAX_DIM];
     for (int32_t p = t->lo; p < t->end; p++) { /* second moment (lower triangle) */
         const float *x = t->v + ((size_t)(p - t->pos) * (size_t)H + (size_t)h) * D;
-        for (size_t i = 0; i < D; i++)
-            for (size_t j = 0; j <= i; j++) m[i * D + j] += (double)x[i] * x[j];
+        for (size_t i = 0; i < D; i++) xd[i] = x[i];
+        for (size_t i = 0; i < D; i++) dvec_add_scaled(m + i * D, i + 1, xd, xd[i]);
     }
     for (size_t i = 0; i < D; i++)
         for (size_t j = 0; j <= i; j++) m[j * D + i] = m[i * D + j];
