@@ -300,6 +300,8 @@ typedef struct vproj_task {
     int8_t *status;    /* per head: 0 done, 1 non-finite values, 2 no memory */
 } vproj_task;
 
+#define MOMENT_ROWS 16 /* rows of the second moment per pass over the tokens */
+
 /* Head h's basis and unscale from the second moment of its values in
  * [lo, end); returns 1 for non-finite values. m: 2 d^2 doubles, P: r d
  * floats, lambda: r doubles of scratch. */
@@ -309,11 +311,18 @@ static int vproj_head(const vproj_task *t, int32_t h, double *m, float *P, doubl
     const int32_t H = c->p.n_kv_heads, d = c->p.head_dim, r = vp->codec.d, layer = t->layer;
     const size_t D = (size_t)d;
     memset(m, 0, D * D * sizeof *m);
+    /* The second moment's lower triangle, summed over the tokens in order
+     * per element, MOMENT_ROWS rows at a time: those rows stay in L1 while
+     * the tokens pass (row by row over all of them, the d x d doubles went
+     * through L2 once per token). */
     double xd[TURBO_MAX_DIM];
-    for (int32_t p = t->lo; p < t->end; p++) { /* second moment (lower triangle) */
-        const float *x = t->v + ((size_t)(p - t->pos) * (size_t)H + (size_t)h) * D;
-        for (size_t i = 0; i < D; i++) xd[i] = x[i];
-        for (size_t i = 0; i < D; i++) dvec_add_scaled(m + i * D, i + 1, xd, xd[i]);
+    for (size_t i0 = 0; i0 < D; i0 += MOMENT_ROWS) {
+        const size_t i1 = i0 + MOMENT_ROWS < D ? i0 + MOMENT_ROWS : D;
+        for (int32_t p = t->lo; p < t->end; p++) {
+            const float *x = t->v + ((size_t)(p - t->pos) * (size_t)H + (size_t)h) * D;
+            for (size_t i = 0; i < i1; i++) xd[i] = x[i];
+            for (size_t i = i0; i < i1; i++) dvec_add_scaled(m + i * D, i + 1, xd, xd[i]);
+        }
     }
     for (size_t i = 0; i < D; i++)
         for (size_t j = 0; j <= i; j++) m[j * D + i] = m[i * D + j];
