@@ -354,12 +354,6 @@ X86_INLINE __m256i unpack_signed(const void *w, int64_t i, const int T, float *d
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
-/* Two rows of a signed format (q4_0, q5_0, q8_0) times NC q8_0 columns: each
- * activation block and its scale are loaded once for both rows, and the block
- * scale dw * da is formed as a vector product of two broadcasts (every lane
- * the same rounded product dot_32 broadcasts) rather than a scalar product
- * broadcast per pair, which keeps the shuffle port free. Every output's
- * operations are dot_32's, so the results are bit-identical. */
 /* Block i of two rows against NC columns (dot_32_2x4's step): acc[r][c] +=. */
 X86_INLINE void dot_32_2x4_block(const void *const *w, const void *const *a, int64_t i, __m256 acc[2][NC],
                                  const int T) {
