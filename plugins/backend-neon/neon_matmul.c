@@ -101,20 +101,15 @@ CPU_DOT_BY_2X2(dot_f32, dot_float, WF_F32)
 CPU_DOT_BY_2X2(dot_f16, dot_float, WF_F16)
 CPU_DOT_BY_2X2(dot_bf16, dot_float, WF_BF16)
 
-/* Prefill (cpu_mm_gemm, from 16 columns on): the twin of the x86 backend's
- * gemm_float. Each output is one 8-lane FMA chain (a lo/hi pair here) over
- * the groups of 8, summed as x86_hsum, the last n % 8 products added in
- * order, whatever the tile; so a prefill batch gets x86's bits, and a
- * column's sums differ from dot_float's two chains exactly as they do on
- * x86. Tiles of GR x GC: 16 accumulators, 4 activation and 2 weight
- * vectors in the 32 registers. f16/bf16 weight rows are widened once per
- * tile row into the thread's buffer; the columns are read in place, in
- * blocks of about GEMM_ACT_BYTES so that a tile's rows stay in L1 while
- * the block passes by. */
+/* Prefill (cpu_mm_gemm, from 16 columns on, driven by cpu_gemm_float): the
+ * twin of the x86 backend's float tiles. Each output is one 8-lane FMA
+ * chain (a lo/hi pair here) over the groups of 8, summed as x86_hsum, the
+ * last n % 8 products added in order, whatever the tile; so a prefill
+ * batch gets x86's bits, and a column's sums differ from dot_float's two
+ * chains exactly as they do on x86. Tiles of GR x GC: 16 accumulators, 4
+ * activation and 2 weight vectors in the 32 registers. */
 #define GR 4
 #define GC 2
-#define GEMM_ACT_BYTES (256 * 1024)
-#define GEMM_MIN_BLOCK 64
 #define GEMM_MIN_COLS 16 /* as x86's I8_MIN_COLS: float prefill switches order there too */
 
 NEON_INLINE void tile_float(int64_t n, const float *const *w, const int nr, const void *const *a, const int nc,
@@ -155,34 +150,22 @@ NEON_INLINE void tile_float_any(int64_t n, const float *const *w, int nr, const 
     }
 }
 
-static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)GR * (size_t)n_in * sizeof(float); }
+#define TILE_ENTRY(name, T)                                                                           \
+    static void name(int64_t n, const float *const *w, int nr, const void *const *a, int nc, float *out, \
+                     size_t ld) {                                                                      \
+        tile_float_any(n, w, nr, a, nc, out, ld, T);                                                   \
+    }
+TILE_ENTRY(tile_f32, WF_F32)
+TILE_ENTRY(tile_f16, WF_F16)
+TILE_ENTRY(tile_bf16, WF_BF16)
+
+static const cpu_float_tiles float_tiles = {GR, GC, neon_f16_row, tile_f32, tile_f16, tile_bf16};
+
+static size_t gemm_float_buf_bytes(int64_t n_in) { return cpu_gemm_float_buf_bytes(GR, n_in); }
 
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    const int64_t n_in = w->ne[0];
-    const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    int64_t cb = GEMM_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / GC * GC;
-    if (cb < GEMM_MIN_BLOCK) cb = GEMM_MIN_BLOCK;
-    for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
-        const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
-        for (int64_t r = lo; r < hi; r += GR) {
-            const int nr = hi - r < GR ? (int)(hi - r) : GR;
-            const float *wrow[GR];
-            cpu_widen_rows(w, r, nr, buf, wrow, neon_f16_row);
-            for (int64_t c = c0; c < c1; c += GC) {
-                const int nc = c1 - c < GC ? (int)(c1 - c) : GC;
-                const void *a[GC];
-                for (int k = 0; k < nc; k++) a[k] = act + (size_t)(c + k) * act_stride;
-                float *out = dst + c * n_out + r;
-                if (T == WF_F16)
-                    tile_float_any(n_in, wrow, nr, a, nc, out, (size_t)n_out, WF_F16);
-                else if (T == WF_BF16)
-                    tile_float_any(n_in, wrow, nr, a, nc, out, (size_t)n_out, WF_BF16);
-                else
-                    tile_float_any(n_in, wrow, nr, a, nc, out, (size_t)n_out, WF_F32);
-            }
-        }
-    }
+    cpu_gemm_float(&float_tiles, w, lo, hi, act, act_stride, n_cols, dst, n_out, buf);
 }
 
 const cpu_mm_gemm neon_gemms[NEON_N_GEMMS] = {

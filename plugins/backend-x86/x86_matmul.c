@@ -160,8 +160,6 @@ FLOAT_ENTRY(dot_bf16, WF_BF16)
  * prefill batch that takes this tile. */
 #define FR 4
 #define FC 3
-#define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
-#define FLOAT_MIN_COLS 64            /* the least columns per column block */
 
 /* out[c * ld + r] for nr x nc weight rows w (f32: widened by the caller)
  * and columns a of type T (ld: the output's column stride, so the sums go
@@ -813,40 +811,15 @@ const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
     {TQ_TYPE_BF16, gemv_ref_col_bytes, gemv_ref_prepare, gemv_bf16},
 };
 
-/* Float weights, several columns: rows [lo, hi) (split in multiples of
- * FR) in FR x FC tiles over column blocks of about FLOAT_ACT_BYTES, weights
- * and columns read in place: a tile's rows stay in L1 while the block's
- * columns pass by. */
-static int64_t float_col_block(int64_t n_in) {
-    const int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / FC * FC;
-    return cb < FLOAT_MIN_COLS ? FLOAT_MIN_COLS : cb;
-}
+/* Float weights, several columns: FR x FC tiles, driven by cpu_gemm_float
+ * (plugins/common/cpu_matmul.c: column blocks, rows widened once). */
+static const cpu_float_tiles float_tiles = {FR, FC, x86_f16_row, tile_f32, tile_f16, tile_bf16};
 
-/* The thread's buffer of f16 and bf16 weights: FR weight rows widened to
- * f32 (f32 weights have none: their rows are read in place). */
-static size_t gemm_float_buf_bytes(int64_t n_in) { return (size_t)FR * (size_t)n_in * sizeof(float); }
+static size_t gemm_float_buf_bytes(int64_t n_in) { return cpu_gemm_float_buf_bytes(FR, n_in); }
 
 static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
                        int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    const int64_t n_in = w->ne[0];
-    const int T = w->type == TQ_TYPE_F16 ? WF_F16 : w->type == TQ_TYPE_BF16 ? WF_BF16 : WF_F32;
-    void (*tile)(int64_t, const float *const *, int, const void *const *, int, float *, size_t) =
-        T == WF_F16 ? tile_f16 : T == WF_BF16 ? tile_bf16 : tile_f32;
-    const int64_t cb = float_col_block(n_in);
-    for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
-        const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
-        for (int64_t r = lo; r < hi; r += FR) {
-            const int nr = hi - r < FR ? (int)(hi - r) : FR;
-            const float *wrow[FR];
-            cpu_widen_rows(w, r, nr, buf, wrow, x86_f16_row);
-            for (int64_t c = c0; c < c1; c += FC) {
-                const int nc = c1 - c < FC ? (int)(c1 - c) : FC;
-                const void *a[FC];
-                for (int k = 0; k < nc; k++) a[k] = act + (size_t)(c + k) * act_stride;
-                tile(n_in, wrow, nr, a, nc, dst + c * n_out + r, (size_t)n_out);
-            }
-        }
-    }
+    cpu_gemm_float(&float_tiles, w, lo, hi, act, act_stride, n_cols, dst, n_out, buf);
 }
 
 /* Prefill: the float tiles sum in one chain, not in dot_float's two, so

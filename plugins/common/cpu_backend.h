@@ -127,6 +127,33 @@ typedef struct cpu_mm_gemm {
                 int64_t n_cols, float *dst, int64_t n_out, void *buf);
 } cpu_mm_gemm;
 
+/* Float weights (f32, f16, bf16) from a few columns on: the backend's
+ * register tiles, driven by cpu_gemm_float. A tile writes out[c * ld + r],
+ * the dot of the f32 weight row w[r] (r < nr <= rows) with the encoded
+ * column a[c] (c < nc <= cols), n values each. f16_row is the backend's
+ * widening of f16 weight rows. */
+#define CPU_FLOAT_TILE_MAX_ROWS 8
+typedef void (*cpu_float_tile)(int64_t n, const float *const *w, int nr, const void *const *a, int nc,
+                               float *out, size_t ld);
+typedef struct cpu_float_tiles {
+    int32_t rows, cols; /* the largest tile: <= CPU_FLOAT_TILE_MAX_ROWS, CPU_MM_MAX_COLS */
+    void (*f16_row)(const uint16_t *src, float *dst, int64_t n);
+    cpu_float_tile f32, f16, bf16;
+} cpu_float_tiles;
+
+/* cpu_mm_gemm.run for float weights (row_align = tiles->rows, buf_bytes =
+ * cpu_gemm_float_buf_bytes of it): rows [lo, hi) of w in tiles over column
+ * blocks of about 256 KiB of 16-bit columns (at least 64), the weights and
+ * columns read in place: each tile row's f16/bf16 weights are widened once
+ * into buf, and stay in L1 while the block's columns pass by. [worker, on
+ * its own rows and buf] */
+void cpu_gemm_float(const cpu_float_tiles *tiles, const tq_tensor *w, int64_t lo, int64_t hi, const char *act,
+                    size_t act_stride, int64_t n_cols, float *dst, int64_t n_out, void *buf);
+/* The bytes of buf cpu_gemm_float needs: `rows` widened weight rows. */
+static inline size_t cpu_gemm_float_buf_bytes(int32_t rows, int64_t n_in) {
+    return (size_t)rows * (size_t)n_in * sizeof(float);
+}
+
 /* An optional decode path (one activation column) for one weight type: the
  * driver encodes the column, prepare turns it once per node into
  * col_bytes(n_in) bytes of whatever the row kernel wants (on the calling
@@ -304,34 +331,6 @@ static inline const char *cpu_row(const tq_tensor *t, int64_t r) {
     if (t->ne[2] == 1 && t->ne[3] == 1) return (const char *)t->data + r * (int64_t)t->nb[1];
     const int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
     return (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
-}
-
-/* The weight rows [r, r + nr) of a float matrix (f32, f16 or bf16) as f32
- * rows: rows[j] points at f32 weights in place, or at row j of buf (nr x
- * ne[0] floats, the caller's) where f16_row (the backend's f16 widening)
- * or the bf16 shift widened it. For the float prefill tiles, which widen a
- * few rows once for many columns. [worker, on its own buf] */
-static inline void cpu_widen_rows(const tq_tensor *w, int64_t r, int nr, float *buf, const float **rows,
-                                  void (*f16_row)(const uint16_t *src, float *dst, int64_t n)) {
-    const int64_t n = w->ne[0];
-    for (int j = 0; j < nr; j++) {
-        const void *src = cpu_row(w, r + j);
-        if (w->type == TQ_TYPE_F32) {
-            rows[j] = src;
-            continue;
-        }
-        float *f = buf + (size_t)j * (size_t)n;
-        if (w->type == TQ_TYPE_F16) {
-            f16_row(src, f, n);
-        } else {
-            const uint16_t *h = src;
-            for (int64_t i = 0; i < n; i++) {
-                const uint32_t u = (uint32_t)h[i] << 16;
-                memcpy(&f[i], &u, sizeof u);
-            }
-        }
-        rows[j] = f;
-    }
 }
 
 /* [lo, hi) of n items for thread ith of nth, in chunks that are multiples of

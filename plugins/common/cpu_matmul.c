@@ -18,6 +18,7 @@
  * whose per-node preparation of the column runs once here. Neither changes
  * how the columns are encoded. */
 #include <stdatomic.h>
+#include <string.h>
 
 #include "cpu_backend.h"
 #include "cpu_blocks.h"
@@ -192,6 +193,58 @@ static void gemm_worker(void *user, int ith, int nth) {
     while (next_gemm_chunk(t, &lo, &hi))
         t->gemm->run(t->w, lo, hi, t->act, t->act_stride, t->n_cols, t->dst, t->n_out,
                      t->work + (size_t)ith * t->work_stride);
+}
+
+/* ---- float weights, several columns (cpu_gemm_float) ------------------------------ */
+
+#define FLOAT_ACT_BYTES (256 * 1024) /* 16-bit activations per column block */
+#define FLOAT_MIN_COLS 64            /* the least columns per column block */
+
+/* The weight rows [r, r + nr) as f32 rows: rows[j] points at f32 weights in
+ * place, or at row j of buf where f16_row or the bf16 shift widened them. */
+static void widen_rows(const cpu_float_tiles *t, const tq_tensor *w, int64_t r, int nr, float *buf,
+                       const float **rows) {
+    const int64_t n = w->ne[0];
+    for (int j = 0; j < nr; j++) {
+        const void *src = cpu_row(w, r + j);
+        if (w->type == TQ_TYPE_F32) {
+            rows[j] = src;
+            continue;
+        }
+        float *f = buf + (size_t)j * (size_t)n;
+        if (w->type == TQ_TYPE_F16) {
+            t->f16_row(src, f, n);
+        } else {
+            const uint16_t *h = src;
+            for (int64_t i = 0; i < n; i++) {
+                const uint32_t u = (uint32_t)h[i] << 16;
+                memcpy(&f[i], &u, sizeof u);
+            }
+        }
+        rows[j] = f;
+    }
+}
+
+void cpu_gemm_float(const cpu_float_tiles *t, const tq_tensor *w, int64_t lo, int64_t hi, const char *act,
+                    size_t act_stride, int64_t n_cols, float *dst, int64_t n_out, void *buf) {
+    const int64_t n_in = w->ne[0], R = t->rows, C = t->cols;
+    const cpu_float_tile tile = w->type == TQ_TYPE_F16 ? t->f16 : w->type == TQ_TYPE_BF16 ? t->bf16 : t->f32;
+    int64_t cb = FLOAT_ACT_BYTES / ((int64_t)sizeof(uint16_t) * n_in) / C * C;
+    if (cb < FLOAT_MIN_COLS) cb = FLOAT_MIN_COLS;
+    for (int64_t c0 = 0; c0 < n_cols; c0 += cb) {
+        const int64_t c1 = c0 + cb < n_cols ? c0 + cb : n_cols;
+        for (int64_t r = lo; r < hi; r += R) {
+            const int nr = hi - r < R ? (int)(hi - r) : (int)R;
+            const float *wrow[CPU_FLOAT_TILE_MAX_ROWS];
+            widen_rows(t, w, r, nr, buf, wrow);
+            for (int64_t c = c0; c < c1; c += C) {
+                const int nc = c1 - c < C ? (int)(c1 - c) : (int)C;
+                const void *a[CPU_MM_MAX_COLS];
+                for (int k = 0; k < nc; k++) a[k] = act + (size_t)(c + k) * act_stride;
+                tile(n_in, wrow, nr, a, nc, dst + c * n_out + r, (size_t)n_out);
+            }
+        }
+    }
 }
 
 tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
