@@ -342,6 +342,20 @@ static inline void cpu_split(int64_t n, int ith, int nth, int64_t align, int64_t
     *hi = *lo + per < n ? *lo + per : n;
 }
 
+/* Rows [0, n) of a decode matmul shared out to nth threads (cpu_row_share.c):
+ * thread ith takes its own contiguous share front to back, then chunks from
+ * the back of the others'. n < 2^31 rows; chunk a multiple of align. */
+typedef struct cpu_row_share {
+    void *regions; /* cpu_row_share_bytes(nth) bytes, 64-byte aligned, the caller's */
+    int nth;
+    int64_t chunk;
+} cpu_row_share;
+size_t cpu_row_share_bytes(int nth);
+/* Shares are cpu_split(n, i, nth, align). mem must outlive the use of s. [main] */
+void cpu_row_share_init(cpu_row_share *s, void *mem, int64_t n, int nth, int64_t align, int64_t chunk);
+/* [*lo, *hi) of the next rows for thread ith; 0 when none are left. [any] */
+int cpu_row_share_next(const cpu_row_share *s, int ith, int64_t *lo, int64_t *hi);
+
 /* 1 when the f32 tensor's elements are contiguous (rows back to back). */
 static inline int cpu_contiguous(const tq_tensor *t) {
     return t->nb[0] == sizeof(float) && t->nb[1] == (size_t)t->ne[0] * sizeof(float) &&

@@ -9,8 +9,8 @@
  * blocks of COL_BLOCK (whose encoded activations stay in L2), and each dot
  * call multiplies up to mm_rows weight rows with up to mm_cols columns, so
  * a weight block is loaded and unpacked once per mm_cols columns. Decoding
- * (t = 1) is the same loop with one column: a GEMV over rows, which
- * threads take in chunks from a shared counter.
+ * (t = 1) is the same loop with one column: a GEMV over rows, each thread
+ * streaming its own contiguous share (cpu_row_share.c).
  *
  * A plugin may replace the dot tiles for a weight type (cpu_kernels.gemms,
  * .gemvs): from a number of columns on by a GEMM over its own row range
@@ -26,11 +26,11 @@
 #define ROW_BLOCK 16
 #define COL_BLOCK 64
 
-/* Decoding hands out rows in chunks from a shared counter rather than in
- * one equal share per thread: on a machine where the other thread's core is
- * busy for a while (a VM, a laptop), the free one takes more chunks instead
- * of waiting at the end of the node. Chunks are long enough (tens of KB of
- * weights) for the hardware prefetcher to stream, and at least 8 per thread
+/* Decoding hands out rows in chunks (cpu_row_share.c: each thread's own
+ * share front to back, then the others' from the back) rather than in one
+ * fixed share per thread: on a machine where the other thread's core is
+ * busy for a while (a VM, a laptop), the free one takes chunks of its share
+ * instead of waiting at the end of the node. At least 8 chunks per thread,
  * so that the threads finish a small matrix close together (the last chunk
  * is what the others wait for). */
 #define DECODE_CHUNK_MAX 64 /* multiples of every mm_rows */
@@ -71,7 +71,8 @@ typedef struct mm_task {
     size_t work_stride;
     float *dst;
     int64_t n_in, n_out, n_cols;
-    atomic_llong *next_row;  /* gemv, gemm: the next chunk of rows to take */
+    atomic_llong *next_row;  /* gemm: the next chunk of rows to take       */
+    cpu_row_share share;     /* one column: the rows each thread takes    */
     int64_t chunk;           /* gemv: rows per chunk; gemm: the most       */
     int64_t chunk_min;       /* gemm: the least rows per chunk (a row group) */
     int64_t guide;           /* gemm: rows left / guide = the next chunk   */
@@ -87,14 +88,6 @@ static const cpu_mm_gemv *gemv_of(const cpu_kernels *k, tq_type t) {
     for (int32_t i = 0; i < k->n_gemvs; i++)
         if (k->gemvs[i].type == t) return &k->gemvs[i];
     return NULL;
-}
-
-/* [*lo, *hi) of the next chunk of decode rows; 0 when all are taken. */
-static int next_chunk(const mm_task *t, int64_t *lo, int64_t *hi) {
-    *lo = (int64_t)atomic_fetch_add_explicit(t->next_row, t->chunk, memory_order_relaxed);
-    if (*lo >= t->n_out) return 0;
-    *hi = *lo + t->chunk < t->n_out ? *lo + t->chunk : t->n_out;
-    return 1;
 }
 
 /* The same for prefill rows, in guided chunks (prefill_chunk). */
@@ -172,7 +165,7 @@ static void mm_worker(void *user, int ith, int nth) {
     const mm_task *t = user;
     int64_t lo, hi;
     if (t->n_cols == 1) {
-        while (next_chunk(t, &lo, &hi)) mm_rows(t, lo, hi);
+        while (cpu_row_share_next(&t->share, ith, &lo, &hi)) mm_rows(t, lo, hi);
     } else {
         cpu_split(t->n_out, ith, nth, t->mr, &lo, &hi);
         mm_rows(t, lo, hi);
@@ -180,10 +173,10 @@ static void mm_worker(void *user, int ith, int nth) {
 }
 
 static void gemv_worker(void *user, int ith, int nth) {
-    (void)ith, (void)nth;
+    (void)nth;
     const mm_task *t = user;
     int64_t lo, hi;
-    while (next_chunk(t, &lo, &hi)) t->gemv->rows(t->w, lo, hi, t->work, t->dst);
+    while (cpu_row_share_next(&t->share, ith, &lo, &hi)) t->gemv->rows(t->w, lo, hi, t->work, t->dst);
 }
 
 static void gemm_worker(void *user, int ith, int nth) {
@@ -264,6 +257,8 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.n_cols = cpu_nrows(t.x);
     t.dst = dst->data;
     t.act_stride = act_bytes(t.mt->act, t.n_in);
+    if (t.n_out > INT32_MAX) /* cpu_row_share's limit; no real weight comes near */
+        return cpu_error(dev, err, TQ_ERR_UNSUPPORTED, "mul_mat: %lld rows", (long long)t.n_out);
     t.gemv = t.n_cols == 1 ? gemv_of(k, t.w->type) : NULL;
     t.gemm = t.n_cols > 1 && dev->host->n_threads > 0 ? gemm_of(k, t.w->type, t.n_cols) : NULL;
     t.work_stride = 0;
@@ -275,7 +270,9 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
         work_bytes = t.work_stride * (size_t)dev->host->n_threads;
     }
     const size_t act_total = t.act_stride * (size_t)t.n_cols; /* a multiple of 64 */
-    t.act = cpu_scratch(dev, act_total + work_bytes);
+    const int nth = dev->host->n_threads > 0 ? dev->host->n_threads : 1;
+    const size_t share_at = act_total + (work_bytes + 63) / 64 * 64;
+    t.act = cpu_scratch(dev, share_at + cpu_row_share_bytes(nth));
     if (!t.act)
         return cpu_error(dev, err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
                          (long long)t.n_cols);
@@ -286,6 +283,7 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     t.chunk = t.gemm ? prefill_chunk(t.n_out, dev->host->n_threads, t.gemm->row_align)
                      : decode_chunk(t.n_out, dev->host->n_threads);
     t.chunk_min = t.gemm ? t.gemm->row_align : t.chunk;
+    if (t.n_cols == 1) cpu_row_share_init(&t.share, t.act + share_at, t.n_out, nth, t.chunk, t.chunk);
     t.guide = 2 * (int64_t)(dev->host->n_threads > 0 ? dev->host->n_threads : 1);
     /* One column is cheaper to encode here than to hand to the pool. */
     if (t.n_cols == 1)
