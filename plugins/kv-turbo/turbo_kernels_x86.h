@@ -635,23 +635,30 @@ TX_INLINE void tx_k_scores2(tx_mac_fn mac, const uint8_t *rows, size_t stride, i
 
 /* ---- softmax weights ------------------------------------------------------------ */
 
-/* turbo_exp on 8 lanes, the same operations in the same order. */
-TX_INLINE __m256 tx_exp8(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256i ni = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)));
-    const __m256 n = _mm256_cvtepi32_ps(ni);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
-    const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
-}
+/* turbo_exp on one vector (8 lanes: tx_exp8; 16 in the AVX-512 variant:
+ * tx_exp16), the same operations in the same order. P is the intrinsics'
+ * prefix, T / TI the float / int vector types, CAST the int-to-float cast. */
+#define TX_EXP_DEF(name, T, TI, P, CAST)                                                          \
+    TX_INLINE T name(T x) {                                                                      \
+        x = P##_max_ps(x, P##_set1_ps(-87.0f));                                                  \
+        const TI ni = P##_cvtps_epi32(P##_mul_ps(x, P##_set1_ps(1.44269504088896341f)));         \
+        const T n = P##_cvtepi32_ps(ni);                                                         \
+        T r = P##_sub_ps(x, P##_mul_ps(n, P##_set1_ps(0.693359375f)));                           \
+        r = P##_sub_ps(r, P##_mul_ps(n, P##_set1_ps(-2.12194440e-4f)));                          \
+        T y = P##_set1_ps(1.9875691500e-4f);                                                     \
+        y = P##_add_ps(P##_mul_ps(y, r), P##_set1_ps(1.3981999507e-3f));                         \
+        y = P##_add_ps(P##_mul_ps(y, r), P##_set1_ps(8.3334519073e-3f));                         \
+        y = P##_add_ps(P##_mul_ps(y, r), P##_set1_ps(4.1665795894e-2f));                         \
+        y = P##_add_ps(P##_mul_ps(y, r), P##_set1_ps(1.6666665459e-1f));                         \
+        y = P##_add_ps(P##_mul_ps(y, r), P##_set1_ps(5.0000001201e-1f));                         \
+        y = P##_add_ps(P##_add_ps(P##_mul_ps(y, P##_mul_ps(r, r)), r), P##_set1_ps(1.0f));       \
+        const TI two_n = P##_slli_epi32(P##_add_epi32(ni, P##_set1_epi32(127)), 23);             \
+        return P##_mul_ps(y, CAST(two_n));                                                       \
+    }
+TX_EXP_DEF(tx_exp8, __m256, __m256i, _mm256, _mm256_castsi256_ps)
+#if defined(__AVX512F__)
+TX_EXP_DEF(tx_exp16, __m512, __m512i, _mm512, _mm512_castsi512_ps)
+#endif
 
 /* Lane mask for the first k (0..8) lanes. */
 TX_INLINE __m256i tx_mask8(int32_t k) {
@@ -668,6 +675,18 @@ static float tx_exp_sum(float *x, int32_t n, float m) {
     const __m256 mm = _mm256_set1_ps(m);
     __m256 part = _mm256_setzero_ps();
     int32_t j = 0;
+#if defined(__AVX512F__)
+    /* 16 lanes at a time, the two halves added to the 8 partial sums in
+     * turn: the same sums in the same order as 8 lanes at a time. */
+    for (const __m512 m16 = _mm512_set1_ps(m); j + 16 <= n; j += 16) {
+        const __m512 x16 = _mm512_loadu_ps(x + j);
+        const __mmask16 live = _mm512_cmp_ps_mask(x16, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+        const __m512 e = _mm512_maskz_mov_ps(live, tx_exp16(_mm512_sub_ps(x16, m16)));
+        _mm512_storeu_ps(x + j, e);
+        part = _mm256_add_ps(part, _mm512_castps512_ps256(e));
+        part = _mm256_add_ps(part, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    }
+#endif
     for (; j + 8 <= n; j += 8) {
         const __m256 e = tx_exp_shift8(_mm256_loadu_ps(x + j), mm);
         _mm256_storeu_ps(x + j, e);
