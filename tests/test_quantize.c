@@ -32,15 +32,7 @@ static int run_gen(const char *const *args) {
     if (pid < 0) return -1;
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout)) _exit(120);
-        /* In a cross build, under the emulator (as tq_test_exec_tqrun). */
-        const char *wrapper = getenv("TQ_EXE_WRAPPER");
-        const char *argv[48];
-        int n = 0;
-        if (wrapper && *wrapper) argv[n++] = wrapper;
-        argv[n++] = exe;
-        for (int i = 0; args[i] && n < 47; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execvp(argv[0], (char *const *)argv);
+        tq_test_exec_wrapped(exe, args);
         _exit(121);
     }
     int st = 0;

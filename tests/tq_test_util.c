@@ -70,6 +70,19 @@ char *tq_test_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+void tq_test_exec_wrapped(const char *exe, const char *const *args) {
+    /* In a cross build the executable runs under the emulator that the
+     * cross file names (TQ_EXE_WRAPPER, e.g. qemu-aarch64). */
+    const char *wrapper = getenv("TQ_EXE_WRAPPER");
+    const char *argv[64];
+    int n = 0;
+    if (wrapper && *wrapper) argv[n++] = wrapper;
+    argv[n++] = exe;
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    execvp(argv[0], (char *const *)argv);
+}
+
 tq_test_exec_result tq_test_exec_tqrun(const char *const *args) {
     tq_test_exec_result r = {0};
     const char *exe = getenv("TQ_TQRUN");
@@ -80,16 +93,7 @@ tq_test_exec_result tq_test_exec_tqrun(const char *const *args) {
     ck_assert(pid >= 0);
     if (pid == 0) {
         if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr)) _exit(120);
-        /* In a cross build the executable runs under the emulator that the
-         * cross file names (TQ_EXE_WRAPPER, e.g. qemu-aarch64). */
-        const char *wrapper = getenv("TQ_EXE_WRAPPER");
-        const char *argv[64];
-        int n = 0;
-        if (wrapper && *wrapper) argv[n++] = wrapper;
-        argv[n++] = exe;
-        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execvp(argv[0], (char *const *)argv);
+        tq_test_exec_wrapped(exe, args);
         _exit(121);
     }
     int st = 0;

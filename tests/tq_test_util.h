@@ -28,6 +28,11 @@ typedef struct tq_test_exec_result {
     char *out, *err;
 } tq_test_exec_result;
 
+/* In a forked child: replaces the process with exe and args (NULL-
+ * terminated, without argv[0]), under $TQ_EXE_WRAPPER when it is set (a
+ * cross build's emulator). Returns only when the exec failed. */
+void tq_test_exec_wrapped(const char *exe, const char *const *args);
+
 /* Runs $TQ_TQRUN (the tqrun executable meson passes in) with args
  * (NULL-terminated, without argv[0]) and captures its output. */
 tq_test_exec_result tq_test_exec_tqrun(const char *const *args);

@@ -160,13 +160,7 @@ TILE_ENTRY(tile_f16, WF_F16)
 TILE_ENTRY(tile_bf16, WF_BF16)
 
 static const cpu_float_tiles float_tiles = {GR, GC, neon_f16_row, tile_f32, tile_f16, tile_bf16};
-
-static size_t gemm_float_buf_bytes(int64_t n_in) { return cpu_gemm_float_buf_bytes(GR, n_in); }
-
-static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
-                       int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    cpu_gemm_float(&float_tiles, w, lo, hi, act, act_stride, n_cols, dst, n_out, buf);
-}
+CPU_GEMM_FLOAT_ENTRIES(float_tiles)
 
 const cpu_mm_gemm neon_gemms[NEON_N_GEMMS] = {
     {TQ_TYPE_F32, GEMM_MIN_COLS, GR, NULL, gemm_float},

@@ -814,13 +814,7 @@ const cpu_mm_gemv x86_gemvs[X86_N_GEMVS] = {
 /* Float weights, several columns: FR x FC tiles, driven by cpu_gemm_float
  * (plugins/common/cpu_matmul.c: column blocks, rows widened once). */
 static const cpu_float_tiles float_tiles = {FR, FC, x86_f16_row, tile_f32, tile_f16, tile_bf16};
-
-static size_t gemm_float_buf_bytes(int64_t n_in) { return cpu_gemm_float_buf_bytes(FR, n_in); }
-
-static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,
-                       int64_t n_cols, float *dst, int64_t n_out, void *buf) {
-    cpu_gemm_float(&float_tiles, w, lo, hi, act, act_stride, n_cols, dst, n_out, buf);
-}
+CPU_GEMM_FLOAT_ENTRIES(float_tiles)
 
 /* Prefill: the float tiles sum in one chain, not in dot_float's two, so
  * they start where the integer ones do (a batch of a few columns gives each

@@ -153,6 +153,15 @@ void cpu_gemm_float(const cpu_float_tiles *tiles, const tq_tensor *w, int64_t lo
 static inline size_t cpu_gemm_float_buf_bytes(int32_t rows, int64_t n_in) {
     return (size_t)rows * (size_t)n_in * sizeof(float);
 }
+/* Defines a backend's cpu_mm_gemm entry points for float weights over its
+ * cpu_float_tiles object `tiles` (cpu_mm_gemm.run has no context pointer):
+ * static gemm_float_buf_bytes and gemm_float. */
+#define CPU_GEMM_FLOAT_ENTRIES(tiles)                                                                       \
+    static size_t gemm_float_buf_bytes(int64_t n_in) { return cpu_gemm_float_buf_bytes((tiles).rows, n_in); } \
+    static void gemm_float(const tq_tensor *w, int64_t lo, int64_t hi, const char *act, size_t act_stride,   \
+                           int64_t n_cols, float *dst, int64_t n_out, void *buf) {                          \
+        cpu_gemm_float(&(tiles), w, lo, hi, act, act_stride, n_cols, dst, n_out, buf);                      \
+    }
 
 /* An optional decode path (one activation column) for one weight type: the
  * driver encodes the column, prepare turns it once per node into

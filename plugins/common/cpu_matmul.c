@@ -73,7 +73,7 @@ typedef struct mm_task {
     int64_t n_in, n_out, n_cols;
     atomic_llong *next_row;  /* gemm: the next chunk of rows to take       */
     cpu_row_share share;     /* one column: the rows each thread takes    */
-    int64_t chunk;           /* gemv: rows per chunk; gemm: the most       */
+    int64_t chunk;           /* one column: rows per chunk of share; gemm: the most */
     int64_t chunk_min;       /* gemm: the least rows per chunk (a row group) */
     int64_t guide;           /* gemm: rows left / guide = the next chunk   */
 } mm_task;
@@ -272,7 +272,7 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
     const size_t act_total = t.act_stride * (size_t)t.n_cols; /* a multiple of 64 */
     const int nth = dev->host->n_threads > 0 ? dev->host->n_threads : 1;
     const size_t share_at = act_total + (work_bytes + 63) / 64 * 64;
-    t.act = cpu_scratch(dev, share_at + cpu_row_share_bytes(nth));
+    t.act = cpu_scratch(dev, share_at + (t.n_cols == 1 ? cpu_row_share_bytes(nth) : 0));
     if (!t.act)
         return cpu_error(dev, err, TQ_ERR_NOMEM, "mul_mat: out of memory for %lld columns",
                          (long long)t.n_cols);
@@ -284,7 +284,7 @@ tq_status cpu_mul_mat(tq_device *dev, tq_tensor *dst, tq_error *err) {
                      : decode_chunk(t.n_out, dev->host->n_threads);
     t.chunk_min = t.gemm ? t.gemm->row_align : t.chunk;
     if (t.n_cols == 1) cpu_row_share_init(&t.share, t.act + share_at, t.n_out, nth, t.chunk, t.chunk);
-    t.guide = 2 * (int64_t)(dev->host->n_threads > 0 ? dev->host->n_threads : 1);
+    t.guide = 2 * (int64_t)nth;
     /* One column is cheaper to encode here than to hand to the pool. */
     if (t.n_cols == 1)
         encode_column(&t, 0);

@@ -10,8 +10,9 @@
  * the Xeon it was tested on (27 vs 22 ns per K row), so the vectors stay
  * 256-bit, but for exp_sum's exponentials, 16 lanes at a time (about 2%
  * of a 32K decode attention on the Zen 4 VM of session 12, 4 alternating
- * rounds: 5.59 -> 5.46 ms per layer). The integer sums are exact and the float steps are the
- * reference's, so the results are bit-identical to it. */
+ * rounds: 5.59 -> 5.46 ms per layer). The integer sums are exact and the
+ * float steps are the reference's, so the results are bit-identical to
+ * it. */
 #include "turbo_kernels_x86.h"
 
 TX_INLINE __m256i mac_vnni(__m256i acc, __m256i a, __m256i b) {
